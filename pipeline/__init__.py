@@ -1,0 +1,14 @@
+"""keras-text-pipeline: declarative Keras text pipelines for Chinese and English.
+
+Example:
+    >>> from pipeline import Pipeline
+    >>> p = Pipeline.from_yaml("data/configs/quickstart_en.yaml")  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .errors import ConfigError, DataError, NotFittedError  # noqa: E402
+from .core import Pipeline, TASKS  # noqa: E402
+from . import classification  # noqa: E402,F401  (registers the classification task)
+
+__all__ = ["Pipeline", "ConfigError", "DataError", "NotFittedError", "TASKS", "__version__"]

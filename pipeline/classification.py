@@ -1,0 +1,187 @@
+"""Text classification (many-to-one): tokenizer -> vocabulary -> vectorizer -> rnn_classifier -> label."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from .core import Pipeline, as_texts, register_task, set_seed
+from .metrics import classification_report, multilabel_report
+
+log = logging.getLogger("ktp")
+
+
+@register_task("classification")
+class ClassificationPipeline(Pipeline):
+    """Single- or multi-label text classification.
+
+    Example:
+        >>> from pipeline import Pipeline
+        >>> p = Pipeline.from_config({"stages": {
+        ...     "tokenizer": {"type": "char"}, "vocabulary": {},
+        ...     "vectorizer": {"type": "onehot", "max_length": 16},
+        ...     "model": {"type": "rnn_classifier", "cell": "gru", "units": 8},
+        ...     "decoder": {"type": "label"}}})
+        >>> _ = p.fit(["好看", "难看", "很好", "很差"], ["pos", "neg", "pos", "neg"], epochs=1, verbose=0)
+        >>> sorted(p.predict(["好"])[0])
+        ['label', 'score']
+    """
+
+    required_kinds = ("tokenizer", "vocabulary", "vectorizer", "model", "decoder")
+
+    def read(self, path: str, need_targets: bool = True):
+        """Read a corpus file with the ``data`` section's format options.
+
+        Returns:
+            a ``Corpus`` with ``texts``, ``labels`` (None when ``need_targets`` is false) and
+            ``skipped`` rows (with ``data.on_error: skip``).
+        """
+        from .readers import read_corpus
+
+        corpus = read_corpus(path, self.data, need_labels=need_targets)
+        if corpus.skipped:
+            log.warning("%s: skipped %d malformed rows (data.on_error: skip); first: %s", path, len(corpus.skipped), corpus.skipped[0][2])
+        return corpus
+
+    # -- text -> ids ------------------------------------------------------------------------
+    def tokenize(self, texts) -> list[list[str]]:
+        return self.stage("tokenizer").transform(as_texts(texts))
+
+    def encode_tokens(self, tokens) -> np.ndarray:
+        """Token lists -> padded id array, as the model takes it."""
+        return self.stage("vectorizer").transform(self.stage("vocabulary").transform(tokens))
+
+    def encode(self, texts) -> np.ndarray:
+        """Texts -> padded id array, as the model takes it."""
+        return self.encode_tokens(self.tokenize(texts))
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(
+        self,
+        texts,
+        labels,
+        validation_data=None,
+        output_dir: str | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        verbose=None,
+    ):
+        """Fit every stage on ``texts`` and ``labels`` and train the model.
+
+        Args:
+            texts: training texts.
+            labels: one label per text (a list of labels per text for multi-label).
+            validation_data: ``(texts, labels)`` for early stopping, best-epoch restore and
+                dev metrics.
+            output_dir: a run folder; when given, the fitted pipeline is saved there together
+                with ``history.csv``, ``checkpoints/best.keras``, ``metrics.json`` and PNG
+                pictures (training curves, dev confusion matrix).
+            epochs, batch_size, seed, verbose: override the ``training`` section.
+
+        Returns:
+            self (the Keras history is in ``history_``).
+        """
+        texts = as_texts(texts)
+        labels = list(labels)
+        if len(texts) != len(labels):
+            raise ValueError(f"Got {len(texts)} texts but {len(labels)} labels; they must pair up one to one")
+        if not texts:
+            raise ValueError("Cannot fit on an empty training set")
+        options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
+        set_seed(options["seed"])
+        tokenizer, vocabulary, vectorizer, model, decoder = (self.stage(k) for k in self.required_kinds)
+
+        t0 = time.perf_counter()
+        tokenizer.fit(texts)
+        tokens = tokenizer.transform(texts)
+        log.info("Tokenized %d texts in %.1fs", len(texts), time.perf_counter() - t0)
+        vocabulary.fit(tokens)
+        log.info("Vocabulary: %d tokens (max_size=%s, min_freq=%s)", len(vocabulary), vocabulary.max_size, vocabulary.min_freq)
+        vectorizer.fit(vocabulary=vocabulary)
+        if getattr(vectorizer, "pretrained_coverage_", None):
+            cov = vectorizer.pretrained_coverage_
+            log.info("Pretrained vectors cover %.1f%% of the vocabulary", 100 * cov["coverage"])
+        x = self.encode_tokens(tokens)
+        if vectorizer.last_truncated_:
+            log.info("%d of %d training texts were longer than max_length=%s and truncated", vectorizer.last_truncated_, len(texts), vectorizer.max_length)
+        decoder.fit(labels)
+        y = decoder.encode(labels)
+
+        val = None
+        if validation_data is not None:
+            val_texts, val_labels = validation_data
+            val_texts = as_texts(val_texts)
+            val_tokens = tokenizer.transform(val_texts)
+            self.dev_coverage_ = vocabulary.coverage(val_tokens)
+            log.info("Vocabulary covers %.1f%% of dev tokens", 100 * self.dev_coverage_["coverage"])
+            val = (self.encode_tokens(val_tokens), decoder.encode(list(val_labels)))
+
+        model.build(
+            vectorizer.input_layer(len(vocabulary)),
+            n_outputs=len(decoder.labels_),
+            multi_label=decoder.multi_label,
+            initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
+        )
+        model.fit(
+            (x, y),
+            validation_data=val,
+            epochs=options["epochs"],
+            batch_size=options["batch_size"],
+            callbacks=self._callbacks(options, output_dir, val is not None),
+            verbose=options["verbose"],
+        )
+        self.history_ = model.history_
+        if output_dir:
+            self._write_run(output_dir, options, validation_data)
+        return self
+
+    def _write_run(self, output_dir, options, validation_data):
+        self.save(output_dir)
+        report = {"history": self.history_}
+        if options["plots"]:
+            from .plots import plot_confusion_matrix, plot_history
+
+            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
+        if validation_data is not None:
+            dev = self.evaluate(*validation_data)
+            report["dev"] = dev
+            if options["plots"] and "confusion_matrix" in dev:
+                plot_confusion_matrix(dev["confusion_matrix"], dev["labels"], os.path.join(output_dir, "confusion_matrix.png"), title="dev confusion matrix")
+        with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+
+    # -- inference --------------------------------------------------------------------------
+    def predict_scores(self, texts, batch_size: int | None = None) -> np.ndarray:
+        """Score of every label for every text: ``(texts, labels)``, columns in ``labels``."""
+        self.check_fitted()
+        x = self.encode(texts)
+        if len(x) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.stage("model").transform(x, batch_size=batch_size or self.training["predict_batch_size"])
+
+    def predict(self, texts, batch_size: int | None = None) -> list[dict]:
+        """Answers for ``texts``: one dict per text with at least ``label`` and ``score``."""
+        return self.stage("decoder").decode(self.predict_scores(texts, batch_size))
+
+    @property
+    def labels(self) -> list[str]:
+        self.check_fitted()
+        return list(self.stage("decoder").labels_)
+
+    def evaluate(self, texts, labels, batch_size: int | None = None) -> dict:
+        """Accuracy, macro / micro precision, recall and F1, per-class figures and the confusion matrix."""
+        texts = as_texts(texts)
+        labels = list(labels)
+        if len(texts) != len(labels):
+            raise ValueError(f"Got {len(texts)} texts but {len(labels)} labels")
+        decoder = self.stage("decoder")
+        scores = self.predict_scores(texts, batch_size)
+        y_true = decoder.encode(labels)
+        if decoder.multi_label:
+            return multilabel_report(y_true, scores >= decoder.threshold, decoder.labels_)
+        return classification_report(y_true, scores.argmax(axis=1), decoder.labels_)

@@ -1,0 +1,29 @@
+"""Pipeline stages: tokenizers, vocabulary, vectorizers, models and decoders.
+
+Importing this package registers every built-in stage under its YAML ``type`` name.
+"""
+
+from pipeline.backend import ensure_backend
+
+ensure_backend()
+
+from .base import Stage  # noqa: E402
+from .decoders import LabelDecoder  # noqa: E402
+from .models import RNNClassifier  # noqa: E402
+from .tokenizers import CharTokenizer, JiebaTokenizer, NLTKTokenizer, Tokenizer, WhitespaceTokenizer  # noqa: E402
+from .vectorizers import EmbeddingVectorizer, OneHotVectorizer  # noqa: E402
+from .vocabulary import Vocabulary  # noqa: E402
+
+__all__ = [
+    "Stage",
+    "Tokenizer",
+    "WhitespaceTokenizer",
+    "CharTokenizer",
+    "NLTKTokenizer",
+    "JiebaTokenizer",
+    "Vocabulary",
+    "OneHotVectorizer",
+    "EmbeddingVectorizer",
+    "RNNClassifier",
+    "LabelDecoder",
+]

@@ -1,0 +1,182 @@
+"""The stage contract shared by every stage, and small validators for constructor arguments.
+
+A stage's constructor is its config: it takes explicit keyword arguments, validates them and
+stores them unchanged as attributes of the same name. What a stage learns lives in attributes
+ending in ``_``. ``get_config()`` returns exactly the constructor arguments, so
+``type(s).from_config(s.get_config()).get_config() == s.get_config()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+
+from pipeline.errors import ConfigError, NotFittedError, unknown_key_error
+
+
+class Stage:
+    """Base class of all stages.
+
+    Subclasses declare their options as keyword arguments of ``__init__``, call
+    ``super().__init__()`` with nothing, and validate in ``_validate``. Learned state is kept
+    in attributes ending in ``_`` and written by ``save_assets`` as plain files.
+    """
+
+    kind = "stage"
+    type_name = "stage"
+    #: Names of learned attributes that must exist once fitted.
+    fitted_attributes: tuple[str, ...] = ()
+
+    def __init__(self):
+        # Store exactly the arguments the subclass constructor received.
+        frame = inspect.currentframe().f_back
+        values = frame.f_locals
+        for name in self._param_names():
+            setattr(self, name, values[name])
+        self._validate()
+
+    # -- config -----------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """The default value of every option."""
+        sig = inspect.signature(cls.__init__)
+        return {n: sig.parameters[n].default for n in cls._param_names()}
+
+    def get_config(self) -> dict:
+        """The constructor arguments, exactly as given (plus defaults)."""
+        return {name: _plain(getattr(self, name)) for name in self._param_names()}
+
+    @classmethod
+    def from_config(cls, config: dict, path: str = ""):
+        """Build a stage from ``config``; unknown keys and bad values raise ConfigError."""
+        if not isinstance(config, dict):
+            raise ConfigError("", "must be a mapping of option names to values", config, path)
+        allowed = cls._param_names()
+        for key in config:
+            if key not in allowed:
+                raise unknown_key_error(str(key), allowed, path)
+        try:
+            return cls(**config)
+        except ConfigError as err:
+            raise err.under(path) from None
+
+    def _validate(self) -> None:
+        """Check the stored options; raise ConfigError naming the bad option."""
+
+    # -- state ------------------------------------------------------------------------------
+    def fit(self, data):
+        """Learn state from ``data`` and return ``self``. Stages with nothing to learn keep this."""
+        return self
+
+    def transform(self, batch):
+        raise NotImplementedError
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(getattr(self, a, None) is not None for a in self.fitted_attributes)
+
+    def check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet. Call fit() on the pipeline "
+                "(or `ktp train`) first, or load a trained pipeline with Pipeline.load(dir)."
+            )
+
+    def save_assets(self, directory: str) -> None:
+        """Write learned state to ``directory`` as plain files (nothing by default)."""
+
+    def load_assets(self, directory: str) -> None:
+        """Read learned state written by ``save_assets``."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _plain(value):
+    """Tuples become lists so configs compare equal after a YAML round trip."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# -- validators -------------------------------------------------------------------------------
+def check_int(name, value, minimum=None, maximum=None, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, _int_phrase(minimum, maximum, allow_none), value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ConfigError(name, _int_phrase(minimum, maximum, allow_none), value)
+
+
+def _int_phrase(minimum, maximum, allow_none):
+    bounds = []
+    if minimum is not None:
+        bounds.append(f">= {minimum}")
+    if maximum is not None:
+        bounds.append(f"<= {maximum}")
+    text = "must be an integer" + (" " + " and ".join(bounds) if bounds else "")
+    return text + (" or null" if allow_none else "")
+
+
+def check_float(name, value, minimum=None, maximum=None, allow_none=False, open_min=False):
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if open_min else value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        bounds = []
+        if minimum is not None:
+            bounds.append(f"{'>' if open_min else '>='} {minimum}")
+        if maximum is not None:
+            bounds.append(f"<= {maximum}")
+        text = "must be a number" + (" " + " and ".join(bounds) if bounds else "")
+        raise ConfigError(name, text + (" or null" if allow_none else ""), value)
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ConfigError(name, "must be true or false", value)
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(map(str, choices))}", value)
+
+
+def check_str(name, value, allow_none=False, allow_empty=False):
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str) or (not allow_empty and not value):
+        raise ConfigError(name, "must be a non-empty string" + (" or null" if allow_none else ""), value)
+
+
+def check_str_list(name, value):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(name, "must be a list of non-empty strings", value)
+
+
+def check_file(name, value, allow_none=True):
+    if value is None and allow_none:
+        return
+    check_str(name, value)
+    if not os.path.isfile(value):
+        raise ConfigError(name, "must be the path of an existing file", value)

@@ -1,0 +1,201 @@
+"""Model stages: Keras recurrent networks built from the vectorizer's input layer."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from pipeline.errors import ConfigError
+
+from pipeline.registry import register
+
+from .base import Stage, check_bool, check_choice, check_float, check_int
+from .layers import MaskedPooling
+
+CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad", "nadam")
+
+
+class RecurrentModel(Stage):
+    """Shared options and plumbing of the recurrent model stages.
+
+    Subclasses implement ``_outputs(x, n_outputs, ...)`` and ``_loss``.
+    """
+
+    fitted_attributes = ("model_",)
+
+    def _validate_common(self):
+        check_choice("cell", self.cell, tuple(CELLS))
+        check_int("units", self.units, minimum=1)
+        check_int("layers", self.layers, minimum=1)
+        check_bool("bidirectional", self.bidirectional)
+        check_float("dropout", self.dropout, 0.0, 1.0)
+        check_float("recurrent_dropout", self.recurrent_dropout, 0.0, 1.0)
+        check_float("input_dropout", self.input_dropout, 0.0, 1.0)
+        if self.dropout >= 1 or self.recurrent_dropout >= 1 or self.input_dropout >= 1:
+            raise ConfigError("dropout", "rates must be < 1", (self.dropout, self.recurrent_dropout, self.input_dropout))
+        for name in ("recurrent_initializer", "kernel_initializer"):
+            value = getattr(self, name)
+            try:
+                keras.initializers.get(value)
+            except (ValueError, TypeError):
+                raise ConfigError(name, "must name a Keras initializer such as orthogonal or glorot_uniform", value) from None
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_float("learning_rate", self.learning_rate, 0.0, open_min=True)
+        check_float("clipnorm", self.clipnorm, 0.0, allow_none=True, open_min=True)
+        check_float("clipvalue", self.clipvalue, 0.0, allow_none=True, open_min=True)
+
+    def _recurrent(self, return_sequences: bool, name: str):
+        layer = CELLS[self.cell](
+            self.units,
+            return_sequences=return_sequences,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            recurrent_initializer=self.recurrent_initializer,
+            kernel_initializer=self.kernel_initializer,
+            name=name,
+        )
+        if self.bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"bi_{name}")
+        return layer
+
+    def _optimizer(self):
+        config = {"learning_rate": self.learning_rate}
+        if self.clipnorm is not None:
+            config["clipnorm"] = self.clipnorm
+        if self.clipvalue is not None:
+            config["clipvalue"] = self.clipvalue
+        return keras.optimizers.get({"class_name": self.optimizer, "config": config})
+
+    def fit(self, data, validation_data=None, epochs=10, batch_size=32, callbacks=(), verbose="auto", initial_epoch=0):
+        """Train the built model on ``data = (x, y)``; returns ``self`` (history in ``history_``)."""
+        self.check_fitted()
+        x, y = data
+        history = self.model_.fit(
+            x,
+            y,
+            validation_data=validation_data,
+            epochs=epochs,
+            batch_size=batch_size,
+            callbacks=list(callbacks),
+            verbose=verbose,
+            initial_epoch=initial_epoch,
+        )
+        self.history_ = history.history
+        return self
+
+    def transform(self, batch, batch_size=256):
+        """Model outputs (probabilities) for an id array."""
+        self.check_fitted()
+        return self.model_.predict(batch, batch_size=batch_size, verbose=0)
+
+    def save_assets(self, directory):
+        self.check_fitted()
+        self.model_.save(os.path.join(directory, "model.keras"))
+
+    def load_assets(self, directory):
+        from . import layers  # noqa: F401  (registers the custom layers before loading)
+
+        path = os.path.join(directory, "model.keras")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} is missing: the saved pipeline's Keras model")
+        # safe_mode refuses Lambda layers and other serialized code.
+        self.model_ = keras.saving.load_model(path, safe_mode=True)
+
+
+@register("model", "rnn_classifier")
+class RNNClassifier(RecurrentModel):
+    """Many-to-one recurrent text classifier.
+
+    ids -> one-hot or embedding -> [dropout] -> stacked (bi)RNN -> pooling -> dense head -> softmax
+    (single-label) or sigmoid (multi-label).
+
+    Args:
+        cell: ``simple_rnn``, ``lstm`` or ``gru``.
+        units: units per recurrent layer (per direction when bidirectional).
+        layers: number of stacked recurrent layers.
+        bidirectional: read the text both ways and concatenate.
+        dropout: dropout on each recurrent layer's inputs and before the head.
+        recurrent_dropout: dropout on the recurrent state (note: > 0 disables cuDNN kernels).
+        input_dropout: spatial dropout on the token vectors (drops whole embedding channels).
+        pooling: how the sequence becomes one vector: ``last`` (final state), ``max`` or ``mean``
+            over the non-padding steps.
+        dense_units: sizes of hidden dense layers in the head (empty: none).
+        recurrent_initializer: initializer of the recurrent kernels; ``orthogonal`` (default)
+            keeps gradients from vanishing or exploding early in training.
+        kernel_initializer: initializer of the input kernels.
+        optimizer: ``adam``, ``adamw``, ``rmsprop``, ``sgd``, ``adagrad`` or ``nadam``.
+        learning_rate: the optimizer's learning rate.
+        clipnorm: clip each gradient to this norm (the classic remedy for exploding gradients).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue].
+
+    Example:
+        >>> m = RNNClassifier(cell="gru", units=16)
+        >>> m.get_config()["cell"]
+        'gru'
+    """
+
+    def __init__(
+        self,
+        cell: str = "lstm",
+        units: int = 128,
+        layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.2,
+        recurrent_dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        pooling: str = "max",
+        dense_units: list[int] = (),
+        recurrent_initializer: str = "orthogonal",
+        kernel_initializer: str = "glorot_uniform",
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        clipnorm: float | None = 5.0,
+        clipvalue: float | None = None,
+    ):
+        super().__init__()
+        self.model_ = None
+
+    def _validate(self):
+        self._validate_common()
+        check_choice("pooling", self.pooling, ("last", "max", "mean"))
+        if not isinstance(self.dense_units, (list, tuple)) or any(
+            isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in self.dense_units
+        ):
+            raise ConfigError("dense_units", "must be a list of positive integers", self.dense_units)
+
+    def build(self, input_layer, n_outputs: int, multi_label: bool = False, initial_weights=None):
+        """Build and compile the Keras model.
+
+        Args:
+            input_layer: the vectorizer's layer mapping ids to vectors.
+            n_outputs: number of labels.
+            multi_label: sigmoid outputs and binary cross-entropy instead of softmax.
+            initial_weights: pretrained embedding matrix for ``input_layer``, or None.
+        """
+        ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        x = input_layer(ids)
+        if self.input_dropout:
+            x = keras.layers.SpatialDropout1D(self.input_dropout, name="input_dropout")(x)
+        for i in range(self.layers):
+            last = i == self.layers - 1
+            x = self._recurrent(return_sequences=not (last and self.pooling == "last"), name=f"rnn_{i + 1}")(x)
+        if self.pooling != "last":
+            x = MaskedPooling(self.pooling, name=f"{self.pooling}_pool")(x)
+        if self.dropout:
+            x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
+        for j, size in enumerate(self.dense_units):
+            x = keras.layers.Dense(size, activation="relu", name=f"dense_{j + 1}")(x)
+        activation = "sigmoid" if multi_label else "softmax"
+        out = keras.layers.Dense(n_outputs, activation=activation, name="scores")(x)
+        model = keras.Model(ids, out, name="rnn_classifier")
+        if initial_weights is not None:
+            input_layer.set_weights([initial_weights])
+        if multi_label:
+            loss, metrics = "binary_crossentropy", [keras.metrics.BinaryAccuracy(name="accuracy")]
+        else:
+            loss, metrics = "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        model.compile(optimizer=self._optimizer(), loss=loss, metrics=metrics)
+        self.model_ = model
+        return self
