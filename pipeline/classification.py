@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .config import CLASSIFICATION_DATA
 from .core import Pipeline, as_texts, register_task, set_seed
 from .metrics import classification_report, multilabel_report
 
@@ -32,6 +33,7 @@ class ClassificationPipeline(Pipeline):
     """
 
     required_kinds = ("tokenizer", "vocabulary", "vectorizer", "model", "decoder")
+    data_options = CLASSIFICATION_DATA
 
     def read(self, path: str, need_targets: bool = True):
         """Read a corpus file with the ``data`` section's format options.

@@ -18,7 +18,7 @@ from .errors import ConfigError, unknown_key_error
 TOP_LEVEL = ("name", "task", "stages", "data", "training")
 
 
-def _column(name, value):
+def column_option(name, value):
     if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, int) and value < 0):
         raise ConfigError(name, "must be a column name or a 0-based column number", value)
 
@@ -34,13 +34,9 @@ def _verbose(name, value):
 
 #: section -> option -> (default, validator(name, value))
 SECTIONS = {
+    # Options every task family reads; each family adds its own format options
+    # (``Pipeline.data_options``), e.g. which columns hold the text and the label.
     "data": {
-        "format": ("tsv", lambda n, v: check_choice(n, v, ("tsv", "csv", "jsonl", "fasttext", "text"))),
-        "text_column": ("text", _column),
-        "label_column": ("label", _column),
-        "header": (True, check_bool),
-        "label_prefix": ("", lambda n, v: check_str(n, v, allow_empty=True)),
-        "label_separator": (None, lambda n, v: check_str(n, v, allow_none=True)),
         "encoding": ("utf-8", check_str),
         "on_error": ("raise", lambda n, v: check_choice(n, v, ("raise", "skip"))),
         "train": (None, _path_or_none),
@@ -64,18 +60,26 @@ SECTIONS = {
 }
 
 
-def section_defaults(section: str) -> dict:
-    return {k: copy.deepcopy(d) for k, (d, _) in SECTIONS[section].items()}
+#: The classification family's ``data`` options.
+CLASSIFICATION_DATA = {
+    "format": ("tsv", lambda n, v: check_choice(n, v, ("tsv", "csv", "jsonl", "fasttext", "text"))),
+    "text_column": ("text", column_option),
+    "label_column": ("label", column_option),
+    "header": (True, check_bool),
+    "label_prefix": ("", lambda n, v: check_str(n, v, allow_empty=True)),
+    "label_separator": (None, lambda n, v: check_str(n, v, allow_none=True)),
+}
 
 
-def validate_section(section: str, values) -> dict:
-    """Validate one section, filling in defaults. Returns a new dict."""
+def validate_section(section: str, values, extra: dict | None = None) -> dict:
+    """Validate one section against ``SECTIONS[section]`` plus ``extra`` options, filling in
+    defaults. Returns a new dict."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(section, "must be a mapping of option names to values", values)
-    spec = SECTIONS[section]
-    out = section_defaults(section)
+    spec = {**SECTIONS[section], **(extra or {})}
+    out = {k: copy.deepcopy(d) for k, (d, _) in spec.items()}
     for key, value in values.items():
         if key not in spec:
             raise unknown_key_error(str(key), spec, path=section)

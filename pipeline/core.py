@@ -69,12 +69,14 @@ class Pipeline:
     task = "base"
     #: stage kinds this task needs, each exactly once, in chain order.
     required_kinds: tuple[str, ...] = ()
+    #: the family's own ``data`` section options: name -> (default, validator(name, value)).
+    data_options: dict = {}
 
     def __init__(self, stages, training: dict | None = None, data: dict | None = None, name: str | None = None):
         items = list(stages.items()) if isinstance(stages, dict) else list(stages)
         self.stages = dict(items)
         self.training = validate_section("training", training)
-        self.data = validate_section("data", data)
+        self.data = validate_section("data", data, self.data_options)
         self.name = name
         self.history_ = None
         self._check_stages()
