@@ -170,6 +170,16 @@ class ClassificationPipeline(Pipeline):
         """Answers for ``texts``: one dict per text with at least ``label`` and ``score``."""
         return self.stage("decoder").decode(self.predict_scores(texts, batch_size))
 
+    def predict_tokens(self, tokens, batch_size: int | None = None) -> list[dict]:
+        """Answers for texts already split by ``tokenize`` (lets batch jobs tokenize in worker
+        processes and run the model in the main one)."""
+        self.check_fitted()
+        x = self.encode_tokens(tokens)
+        if len(x) == 0:
+            return []
+        scores = self.stage("model").transform(x, batch_size=batch_size or self.training["predict_batch_size"])
+        return self.stage("decoder").decode(scores)
+
     @property
     def labels(self) -> list[str]:
         self.check_fitted()
