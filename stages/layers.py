@@ -33,7 +33,11 @@ class OneHot(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs):
-        return ops.one_hot(ops.cast(inputs, "int32"), self.depth, dtype=self.compute_dtype)
+        ids = ops.cast(inputs, "int32")
+        vectors = ops.one_hot(ids, self.depth, dtype=self.compute_dtype)
+        # Padding (id 0) is an all-zero row, as in the numpy matrix of OneHotVectorizer.to_matrix.
+        keep = ops.expand_dims(ops.cast(ops.not_equal(ids, 0), self.compute_dtype), -1)
+        return vectors * keep
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

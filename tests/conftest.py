@@ -1,0 +1,54 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+ZH_POS = ["这部电影很好看", "服务很好，很满意", "质量不错，推荐购买", "非常喜欢，好看", "酒店干净，服务周到", "味道很好，下次再来"]
+ZH_NEG = ["这部电影很难看", "服务太差，不满意", "质量很差，不推荐", "非常失望，难看", "酒店很脏，服务差劲", "味道很差，不会再来"]
+EN_POS = ["a great and moving film", "i loved it , wonderful", "superb acting , great story", "really good fun", "wonderful , i loved the music", "great value and good quality"]
+EN_NEG = ["a dull and boring film", "i hated it , awful", "terrible acting , bad story", "really bad and boring", "awful , i hated the music", "bad value and poor quality"]
+
+
+@pytest.fixture(scope="session")
+def zh_data():
+    texts = ZH_POS + ZH_NEG
+    labels = ["pos"] * len(ZH_POS) + ["neg"] * len(ZH_NEG)
+    return texts, labels
+
+
+@pytest.fixture(scope="session")
+def en_data():
+    texts = EN_POS + EN_NEG
+    labels = ["pos"] * len(EN_POS) + ["neg"] * len(EN_NEG)
+    return texts, labels
+
+
+def tiny_config(tokenizer="char", vectorizer="onehot", **model):
+    """A small, fast classification config for tests."""
+    model_cfg = {"type": "rnn_classifier", "cell": "gru", "units": 4, "bidirectional": False, "dropout": 0.0}
+    model_cfg.update(model)
+    vec = {"type": vectorizer, "max_length": 12}
+    if vectorizer == "embedding":
+        vec["dim"] = 8
+    return {
+        "task": "classification",
+        "stages": {
+            "tokenizer": {"type": tokenizer},
+            "vocabulary": {"max_size": 200},
+            "vectorizer": vec,
+            "model": model_cfg,
+            "decoder": {"type": "label"},
+        },
+        "training": {"epochs": 1, "batch_size": 4, "verbose": 0, "plots": False},
+    }
+
+
+@pytest.fixture(scope="session")
+def fitted_zh(zh_data, tmp_path_factory):
+    """A tiny fitted char-level classifier, shared by tests that only read it."""
+    from pipeline import Pipeline
+
+    p = Pipeline.from_config(tiny_config())
+    p.fit(*zh_data)
+    return p

@@ -1,0 +1,167 @@
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline import NotFittedError, Pipeline
+from stages import CharTokenizer, LabelDecoder, OneHotVectorizer, RNNClassifier, Vocabulary
+from tests.conftest import tiny_config
+
+
+def test_pipeline_predicts_label_and_score(fitted_zh):
+    answers = fitted_zh.predict(["很好看", "太差了"])
+    assert len(answers) == 2
+    assert all(a["label"] in {"pos", "neg"} and 0.0 <= a["score"] <= 1.0 for a in answers)
+
+
+def test_pipeline_empty_and_whitespace_texts_predict(fitted_zh):
+    answers = fitted_zh.predict(["", "   ", "好"])
+    assert [a["label"] in {"pos", "neg"} for a in answers] == [True, True, True]
+
+
+def test_pipeline_predict_of_nothing_is_empty(fitted_zh):
+    assert fitted_zh.predict([]) == []
+
+
+def test_pipeline_refuses_a_single_string(fitted_zh):
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        fitted_zh.predict("好")
+
+
+def test_pipeline_unfitted_predict_says_what_to_do():
+    with pytest.raises(NotFittedError, match="call fit"):
+        Pipeline.from_config(tiny_config()).predict(["好"])
+
+
+def test_pipeline_save_load_gives_identical_predictions(fitted_zh, tmp_path):
+    texts = ["很好看", "太差了", "", "没见过的字"]
+    fitted_zh.save(str(tmp_path / "p"))
+    loaded = Pipeline.load(str(tmp_path / "p"))
+    np.testing.assert_array_equal(loaded.predict_scores(texts), fitted_zh.predict_scores(texts))
+    assert loaded.get_config() == fitted_zh.get_config()
+
+
+def test_pipeline_saved_folder_holds_plain_assets(fitted_zh, tmp_path):
+    fitted_zh.save(str(tmp_path / "p"))
+    root = tmp_path / "p"
+    assert (root / "vocabulary" / "vocab.txt").read_text(encoding="utf-8").startswith("<pad>\n<unk>\n")
+    assert (root / "decoder" / "labels.txt").read_text(encoding="utf-8") == "neg\npos\n"
+    assert (root / "model" / "model.keras").is_file()
+    meta = json.loads((root / "metadata.json").read_text(encoding="utf-8"))
+    assert meta["task"] == "classification" and "keras" in meta["versions"] and "jieba" in meta["versions"]
+    assert "tokenizer" in meta["tokenizer_fingerprints"]
+    assert yaml.safe_load((root / "pipeline.yaml").read_text(encoding="utf-8"))["stages"]["tokenizer"]["type"] == "char"
+
+
+def test_pipeline_load_names_a_missing_file(fitted_zh, tmp_path):
+    fitted_zh.save(str(tmp_path / "p"))
+    os.remove(tmp_path / "p" / "vocabulary" / "vocab.txt")
+    with pytest.raises(FileNotFoundError, match="vocab.txt is missing"):
+        Pipeline.load(str(tmp_path / "p"))
+
+
+def test_pipeline_load_refuses_a_folder_without_metadata(tmp_path):
+    (tmp_path / "p").mkdir()
+    with pytest.raises(FileNotFoundError, match="pipeline.yaml is missing"):
+        Pipeline.load(str(tmp_path / "p"))
+
+
+def test_pipeline_load_warns_about_another_package_version(fitted_zh, tmp_path):
+    fitted_zh.save(str(tmp_path / "p"))
+    meta_path = tmp_path / "p" / "metadata.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["versions"]["keras-text-pipeline"] = "0.0.1"
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.warns(UserWarning, match="saved by keras-text-pipeline 0.0.1"):
+        Pipeline.load(str(tmp_path / "p"))
+
+
+def test_pipeline_load_refuses_an_unknown_format_version(fitted_zh, tmp_path):
+    fitted_zh.save(str(tmp_path / "p"))
+    meta_path = tmp_path / "p" / "metadata.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["format_version"] = 99
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ValueError, match="saved-pipeline format 99"):
+        Pipeline.load(str(tmp_path / "p"))
+
+
+def test_pipeline_evaluate_reports_accuracy_f1_and_confusion(fitted_zh, zh_data):
+    report = fitted_zh.evaluate(*zh_data)
+    assert set(report) >= {"accuracy", "macro_f1", "micro_f1", "per_class", "confusion_matrix"}
+    assert sum(map(sum, report["confusion_matrix"])) == len(zh_data[0])
+
+
+def test_pipeline_learns_an_easy_task(zh_data):
+    config = tiny_config(units=16)
+    config["training"]["epochs"] = 30
+    config["stages"]["model"]["learning_rate"] = 0.01
+    p = Pipeline.from_config(config).fit(*zh_data)
+    assert p.evaluate(*zh_data)["accuracy"] >= 0.9
+
+
+def test_pipeline_fit_with_run_folder_writes_logs_and_pictures(zh_data, tmp_path):
+    config = tiny_config()
+    config["training"].update({"epochs": 2, "plots": True})
+    out = tmp_path / "run"
+    p = Pipeline.from_config(config).fit(*zh_data, validation_data=zh_data, output_dir=str(out))
+    for name in ("history.csv", "metrics.json", "training_curves.png", "confusion_matrix.png", "checkpoints/best.keras", "pipeline.yaml"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert len(metrics["history"]["loss"]) == 2 and "accuracy" in metrics["dev"]
+    assert p.dev_coverage_["coverage"] == 1.0
+
+
+def test_pipeline_same_seed_gives_same_model(zh_data):
+    a = Pipeline.from_config(tiny_config()).fit(*zh_data, seed=7)
+    b = Pipeline.from_config(tiny_config()).fit(*zh_data, seed=7)
+    np.testing.assert_allclose(a.predict_scores(["好看"]), b.predict_scores(["好看"]), rtol=1e-6)
+
+
+def test_pipeline_texts_and_labels_must_pair_up():
+    with pytest.raises(ValueError, match="Got 2 texts but 1 labels"):
+        Pipeline.from_config(tiny_config()).fit(["a", "b"], ["x"])
+
+
+def test_pipeline_composed_from_stage_objects(zh_data):
+    p = Pipeline.from_stages(
+        tokenizer=CharTokenizer(),
+        vocabulary=Vocabulary(),
+        vectorizer=OneHotVectorizer(max_length=10),
+        model=RNNClassifier(cell="simple_rnn", units=4, bidirectional=False),
+        decoder=LabelDecoder(),
+        training={"epochs": 1, "verbose": 0},
+    )
+    assert p.fit(*zh_data).predict(["好"])[0]["label"] in {"pos", "neg"}
+
+
+@pytest.mark.parametrize("tokenizer", ["jieba", "nltk", "whitespace"])
+def test_pipeline_word_tokenizers_with_embeddings(tokenizer, zh_data, en_data):
+    data = zh_data if tokenizer == "jieba" else en_data
+    p = Pipeline.from_config(tiny_config(tokenizer=tokenizer, vectorizer="embedding", cell="lstm", pooling="last"))
+    assert len(p.fit(*data).predict(data[0][:2])) == 2
+
+
+def test_pipeline_multi_label(tmp_path):
+    config = tiny_config()
+    config["stages"]["decoder"]["multi_label"] = True
+    texts = ["好看好听", "好看", "好听", "一般"]
+    labels = [["look", "sound"], ["look"], ["sound"], []]
+    p = Pipeline.from_config(config).fit(texts, labels)
+    answer = p.predict(["好看"])[0]
+    assert "labels" in answer and isinstance(answer["scores"], list)
+    assert "accuracy" in p.evaluate(texts, labels)
+    p.save(str(tmp_path / "m"))
+    np.testing.assert_array_equal(Pipeline.load(str(tmp_path / "m")).predict_scores(texts), p.predict_scores(texts))
+
+
+def test_pipeline_reads_its_data_format(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("1 good film\n0 bad film\n", encoding="utf-8")
+    config = tiny_config()
+    config["data"] = {"format": "fasttext"}
+    corpus = Pipeline.from_config(config).read(str(path))
+    assert corpus.labels == ["1", "0"]
