@@ -1,0 +1,62 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from pipeline import Pipeline, backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    from pipeline import Pipeline
+    from tests.conftest import tiny_config, ZH_POS, ZH_NEG
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    texts = ZH_POS + ZH_NEG
+    labels = ["pos"] * len(ZH_POS) + ["neg"] * len(ZH_NEG)
+    config = tiny_config(tokenizer="jieba", vectorizer="embedding", cell="lstm", bidirectional=True)
+    config["training"]["epochs"] = 2
+    p = Pipeline.from_config(config).fit(texts, labels, validation_data=(texts, labels))
+    p.save(sys.argv[1])
+    q = Pipeline.load(sys.argv[1])
+    probe = ["很好看", "太差了", ""]
+    print(json.dumps({"backend": keras.backend.backend(),
+                      "scores": q.predict_scores(probe).tolist(),
+                      "same": bool((q.predict_scores(probe) == p.predict_scores(probe)).all()),
+                      "accuracy": p.evaluate(texts, labels)["accuracy"]}))
+    """
+)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="jax is not installed (pip install '.[test]' brings it)")
+def test_backend_jax_trains_saves_and_loads_a_classifier(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "jax_model")],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "jax" and result["same"]
+    # The saved folder is backend-neutral: the TensorFlow backend loads it and agrees.
+    loaded = Pipeline.load(str(tmp_path / "jax_model"))
+    np.testing.assert_allclose(loaded.predict_scores(["很好看", "太差了", ""]), result["scores"], rtol=1e-4, atol=1e-5)
+
+
+def test_backend_missing_tensorflow_says_how_to_install(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"pip install 'keras-text-pipeline\[cpu\]'"):
+        backend.ensure_backend()
+
+
+def test_backend_require_tensorflow_names_the_feature(monkeypatch):
+    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match="SavedModel export needs TensorFlow"):
+        backend.require_tensorflow("SavedModel export")
