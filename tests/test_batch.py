@@ -1,0 +1,341 @@
+"""Tests of pipeline.batch: streaming batch prediction, bad input, resume after a kill, CLI."""
+
+import argparse
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.batch import (
+    BatchError,
+    add_predict_arguments,
+    manifest_path,
+    predict_command,
+    predict_files,
+    resolve_inputs,
+)
+
+POS = ["很好看", "非常喜欢", "服务很好", "质量不错", "推荐购买"]
+NEG = ["太难看了", "非常讨厌", "服务很差", "质量很差", "不会再来"]
+CHARS = "很好看太难喜欢讨厌非常差劲服务质量不错推荐购买会再来"
+
+
+def _config(**vectorizer):
+    vec = {"type": "embedding", "dim": 8, "max_length": 24, **vectorizer}
+    return {
+        "stages": {
+            "tokenizer": {"type": "char"},
+            "vocabulary": {},
+            "vectorizer": vec,
+            "model": {"type": "rnn_classifier", "cell": "lstm", "units": 4},
+            "decoder": {"type": "label"},
+        },
+        "training": {"epochs": 1, "batch_size": 4, "verbose": 0, "plots": False, "checkpoint": False, "csv_log": False},
+    }
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny saved char-level classifier (LSTM, 4 units, 1 epoch)."""
+    from pipeline import Pipeline
+
+    p = Pipeline.from_config(_config())
+    p.fit(POS + NEG, ["pos"] * 5 + ["neg"] * 5)
+    path = str(tmp_path_factory.mktemp("batch_model") / "model")
+    p.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_dir):
+    from pipeline import Pipeline
+
+    return Pipeline.load(model_dir)
+
+
+def _texts(n, seed=0, longest=40):
+    import random
+
+    rng = random.Random(seed)
+    return ["".join(rng.choice(CHARS) for _ in range(rng.randint(0, longest))) for _ in range(n)]
+
+
+def _write(path, lines, newline="\n"):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(newline.join(lines) + newline)
+    return str(path)
+
+
+def _rows(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def test_resolve_inputs_expands_folders_and_globs_in_order(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ("d/b.txt", "d/a.txt", "d/sub/c.txt", "d/.hidden", "e1.txt", "e2.txt"):
+        (tmp_path / name).write_text("x\n")
+    files = resolve_inputs([str(tmp_path / "d"), str(tmp_path / "e*.txt"), str(tmp_path / "d" / "a.txt")])
+    names = [os.path.relpath(f, tmp_path) for f in files]
+    assert names == ["d/a.txt", "d/b.txt", "d/sub/c.txt", "e1.txt", "e2.txt"]
+
+
+def test_resolve_inputs_rejects_a_pattern_matching_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="matches no files"):
+        resolve_inputs(str(tmp_path / "*.nothing"))
+
+
+# -- the basic contract -------------------------------------------------------------------------
+def test_predict_files_writes_one_row_per_input_row_in_order(tmp_path, pipeline, model_dir):
+    texts = _texts(300)
+    src = _write(tmp_path / "in.txt", texts)
+    summary = predict_files(model_dir, src, str(tmp_path / "out.jsonl"), workers=0, chunk_size=64, batch_size=16)
+    rows = _rows(tmp_path / "out.jsonl")
+    expected = pipeline.predict(texts)
+    assert [(r["file"], r["line"]) for r in rows] == [(src, i) for i in range(1, 301)]
+    assert [r["label"] for r in rows] == [e["label"] for e in expected]
+    assert max(abs(r["score"] - e["score"]) for r, e in zip(rows, expected)) < 1e-5
+    assert summary["rows"] == 300 and summary["errors"] == 0 and summary["rows_per_second"] > 0
+
+
+def test_predict_files_gives_the_same_rows_with_workers_and_without_bucketing(tmp_path, pipeline):
+    src = _write(tmp_path / "in.txt", _texts(200, seed=3))
+    predict_files(pipeline, src, str(tmp_path / "a.jsonl"), workers=0, chunk_size=50, batch_size=8)
+    predict_files(pipeline, src, str(tmp_path / "b.jsonl"), workers=2, chunk_size=50, batch_size=8)
+    predict_files(pipeline, src, str(tmp_path / "c.jsonl"), workers=0, chunk_size=50, batch_size=8, bucketing=False)
+    a, b, c = (_rows(tmp_path / f"{x}.jsonl") for x in "abc")
+    assert a == b
+    assert [r["label"] for r in a] == [r["label"] for r in c]
+    assert max(abs(r["score"] - s["score"]) for r, s in zip(a, c)) < 1e-5
+
+
+def test_predict_files_predicts_empty_and_blank_texts_for_a_classifier(tmp_path, pipeline):
+    src = _write(tmp_path / "in.txt", ["好", "", "   ", "差"])
+    summary = predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert [r["line"] for r in rows] == [1, 2, 3, 4]
+    assert all("label" in r and "error" not in r for r in rows)
+    assert summary["errors"] == 0
+
+
+def test_predict_files_reads_jsonl_tsv_csv_and_gzip(tmp_path, pipeline):
+    _write(tmp_path / "a.jsonl", [json.dumps({"id": 1, "text": "很好看"}, ensure_ascii=False), "", json.dumps({"text": "太差"}, ensure_ascii=False)])
+    _write(tmp_path / "b.tsv", ["id\ttext", "1\t喜欢", "2\t讨厌"])
+    _write(tmp_path / "c.csv", ["text,id", '"好,看",1'])
+    with gzip.open(tmp_path / "d.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("不错\n很差\n")
+    summary = predict_files(pipeline, str(tmp_path / "*"), str(tmp_path / "out.jsonl"), workers=0, include_text=True)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert [(os.path.basename(r["file"]), r["line"], r["text"]) for r in rows] == [
+        ("a.jsonl", 1, "很好看"), ("a.jsonl", 3, "太差"), ("b.tsv", 2, "喜欢"), ("b.tsv", 3, "讨厌"),
+        ("c.csv", 2, "好,看"), ("d.txt.gz", 1, "不错"), ("d.txt.gz", 2, "很差"),
+    ]
+    assert summary["blank_lines_skipped"] == 1 and summary["errors"] == 0
+
+
+def test_predict_files_writes_tsv_with_a_header(tmp_path, pipeline):
+    src = _write(tmp_path / "in.txt", ["好\t看", "差"])
+    predict_files(pipeline, src, str(tmp_path / "out.tsv"), workers=0, include_text=True)
+    lines = (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t") == ["file", "line", "text", "label", "score", "error"]
+    first = lines[1].split("\t")
+    assert first[1:3] == ["1", "好\\t看"] and first[3] in ("pos", "neg") and first[-1] == ""
+    assert len(lines) == 3
+
+
+# -- bad input --------------------------------------------------------------------------------------
+def test_predict_files_turns_bad_rows_into_error_rows(tmp_path, pipeline):
+    (tmp_path / "bad.txt").write_bytes(b"\xe5\xa5\xbd\n\xff\xfe broken\n\xe5\xb7\xae\n")
+    _write(tmp_path / "bad.jsonl", ['{"text": "好"}', "not json", '{"text": 3}'])
+    summary = predict_files(pipeline, [str(tmp_path / "bad.txt"), str(tmp_path / "bad.jsonl")], str(tmp_path / "out.jsonl"), workers=0)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert [("error" in r) for r in rows] == [False, True, False, False, True, True]
+    assert "not valid utf-8" in rows[1]["error"] and "bad.txt:2" in rows[1]["error"]
+    assert "not valid JSON" in rows[4]["error"]
+    assert summary["rows"] == 6 and summary["errors"] == 3 and len(summary["error_examples"]) == 3
+
+
+def test_predict_files_keeps_the_rows_before_a_gzip_file_is_cut_short(tmp_path, pipeline):
+    data = gzip.compress("".join(f"{t}\n" for t in _texts(2000, seed=5)).encode("utf-8"))
+    (tmp_path / "cut.txt.gz").write_bytes(data[: len(data) // 2])
+    summary = predict_files(pipeline, str(tmp_path / "cut.txt.gz"), str(tmp_path / "out.jsonl"), workers=0)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert len(rows) > 100 and all("error" not in r for r in rows[:-1])
+    assert "truncated" in rows[-1]["error"] and rows[-1]["line"] == len(rows)
+    assert summary["files_cut_short"] == 1 and summary["errors"] == 1
+
+
+def test_predict_files_reports_an_unreadable_file_in_a_folder(tmp_path, pipeline):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    _write(folder / "a.txt", ["好"])
+    os.symlink(folder / "missing.txt", folder / "b.txt")  # unreadable even for root
+    _write(folder / "c.txt", ["差"])
+    summary = predict_files(pipeline, str(folder), str(tmp_path / "out.jsonl"), workers=0)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert [os.path.basename(r["file"]) for r in rows] == ["a.txt", "b.txt", "c.txt"]
+    assert "cannot read the file" in rows[1]["error"] and rows[1]["line"] == 0
+    assert summary["file_errors"] == 1 and summary["errors"] == 1
+
+
+def test_predict_files_handles_a_one_megabyte_line(tmp_path, pipeline):
+    src = _write(tmp_path / "in.txt", ["好", "很好看" * 350_000, "差"])
+    summary = predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert len(rows) == 3 and all("label" in r for r in rows) and summary["errors"] == 0
+
+
+def test_predict_files_marks_empty_text_as_error_when_the_task_needs_text(tmp_path, model_dir):
+    from pipeline import Pipeline
+
+    p = Pipeline.load(model_dir)
+    p.requires_text = True
+    src = _write(tmp_path / "in.txt", ["好", " ", "差"])
+    summary = predict_files(p, src, str(tmp_path / "out.jsonl"), workers=0)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert "the text is empty" in rows[1]["error"] and "label" in rows[2]
+    assert summary["errors"] == 1
+
+
+# -- output protection and resume --------------------------------------------------------------------
+def test_predict_files_refuses_an_existing_output(tmp_path, pipeline):
+    src = _write(tmp_path / "in.txt", ["好"])
+    (tmp_path / "out.jsonl").write_text("keep me\n")
+    with pytest.raises(BatchError, match="already exists.*--overwrite"):
+        predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0)
+    assert (tmp_path / "out.jsonl").read_text() == "keep me\n"
+    predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0, overwrite=True)
+    assert len(_rows(tmp_path / "out.jsonl")) == 1
+
+
+def test_predict_files_resume_refuses_a_complete_output(tmp_path, pipeline):
+    src = _write(tmp_path / "in.txt", ["好"])
+    predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0)
+    with pytest.raises(BatchError, match="no progress manifest"):
+        predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0, resume=True)
+
+
+def test_predict_files_resume_refuses_changed_settings(tmp_path, pipeline):
+    src = _write(tmp_path / "in.txt", _texts(20))
+    out = str(tmp_path / "out.jsonl")
+    predict_files(pipeline, src, out, workers=0, chunk_size=5)
+    # Fake an interrupted run: a manifest saying one chunk was done.
+    with open(out, "rb") as f:
+        first_chunk = b"".join(f.readlines()[:5])
+    with open(out, "wb") as f:
+        f.write(first_chunk + b'{"partial')
+    from pipeline import batch
+
+    settings = _settings_of(batch, pipeline, src, out, chunk_size=5)
+    batch._write_json_atomic(manifest_path(out), {"version": 1, "fingerprint": batch._fingerprint(settings), "settings": settings,
+                                                  "chunks_done": 1, "rows_done": 5, "bytes_done": len(first_chunk), "position": 0,
+                                                  "counts": {"rows": 5, "errors": 0}, "error_examples": []})
+    with pytest.raises(BatchError, match="settings differ.*chunk_size"):
+        predict_files(pipeline, src, out, workers=0, chunk_size=6, resume=True)
+    summary = predict_files(pipeline, src, out, workers=0, chunk_size=5, resume=True)
+    assert summary["resumed_rows"] == 5 and summary["rows"] == 20
+    assert [r["line"] for r in _rows(out)] == list(range(1, 21))
+    assert not os.path.exists(manifest_path(out))
+
+
+def _settings_of(batch, pipeline, src, out, chunk_size):
+    files = batch.resolve_inputs(src)
+    return {
+        "model": batch._model_identity(pipeline, None),
+        "inputs": batch._input_identity(files),
+        "read_options": batch.read_options_for(pipeline),
+        "output_format": "jsonl",
+        "include_text": False,
+        "chunk_size": chunk_size,
+        "batch_size": 256,
+        "bucketing": True,
+    }
+
+
+def _processes_mentioning(marker):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGKILL")
+def test_predict_files_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, model_dir):
+    src = _write(tmp_path / "in.txt", _texts(20_000, seed=7, longest=24))
+    killed = str(tmp_path / "killed.jsonl")
+    manifest = manifest_path(killed)
+    cmd = [sys.executable, "-m", "pipeline.batch", model_dir, "--input", src, "--output", killed,
+           "--chunk-size", "250", "--workers", "1", "--quiet"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with open(manifest, encoding="utf-8") as f:
+                done = json.load(f)["chunks_done"]
+        except (OSError, ValueError, KeyError):
+            done = 0
+        if done >= 3:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    with open(manifest, encoding="utf-8") as f:
+        state = json.load(f)
+    assert 3 <= state["chunks_done"] < 80, "the kill came after the run had finished"
+    assert state["bytes_done"] <= os.path.getsize(killed)
+    time.sleep(0.5)
+    assert _processes_mentioning(killed) == [], "tokenizer workers outlived their killed parent"
+
+    summary = predict_files(model_dir, src, killed, chunk_size=250, workers=1, resume=True)
+    assert summary["resumed_rows"] == 250 * state["chunks_done"] and summary["rows"] == 20_000
+    fresh = str(tmp_path / "fresh.jsonl")
+    predict_files(model_dir, src, fresh, chunk_size=250, workers=1)
+    with open(killed, "rb") as a, open(fresh, "rb") as b:
+        assert a.read() == b.read()
+    assert not os.path.exists(manifest)
+
+
+# -- command line ------------------------------------------------------------------------------------
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    add_predict_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_predict_command_exit_codes(tmp_path, model_dir, capsys):
+    good = _write(tmp_path / "good.txt", ["好", "差"])
+    (tmp_path / "bad.txt").write_bytes(b"\xff\n")
+    out = str(tmp_path / "out.jsonl")
+    assert predict_command(_parse([model_dir, "-i", good, "-o", out, "--workers", "0"])) == 0
+    assert "2 rows, 0 errors" in capsys.readouterr().err
+    assert predict_command(_parse([model_dir, "-i", good, "-o", out, "--workers", "0"])) == 2
+    assert "already exists" in capsys.readouterr().err
+    args = [model_dir, "-i", good, str(tmp_path / "bad.txt"), "-o", out, "--workers", "0", "--overwrite"]
+    assert predict_command(_parse(args)) == 1
+    assert predict_command(_parse(args + ["--allow-errors", "--summary-json", str(tmp_path / "s.json")])) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["errors"] == 1
+
+
+def test_add_predict_arguments_keeps_an_existing_model_dir_argument():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model_dir")
+    add_predict_arguments(parser)
+    args = parser.parse_args(["m", "--input", "a", "b", "-i", "c", "-o", "o.jsonl", "--beam-option", "x=1"])
+    assert args.inputs == ["a", "b", "c"] and args.beam_option == ["x=1"] and args.runner == "local"
