@@ -1,0 +1,271 @@
+"""The ``ktp`` command line: train, evaluate, predict, export, inspect, coverage, validate.
+
+Run ``ktp COMMAND --help`` for the options of each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+
+log = logging.getLogger("ktp")
+
+
+def _setup_logging(quiet: bool):
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _resolve(path: str | None, config_path: str | None = None) -> str | None:
+    """A data path as given, or relative to the config file's folder when that is where it exists."""
+    if path is None or os.path.exists(path) or config_path is None or os.path.isabs(path):
+        return path
+    beside = os.path.join(os.path.dirname(os.path.abspath(config_path)), path)
+    return beside if os.path.exists(beside) else path
+
+
+def _keras_verbose(quiet: bool):
+    if quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def cmd_train(args) -> int:
+    from . import Pipeline
+
+    pipeline = Pipeline.from_yaml(args.config)
+    train = _resolve(args.train or pipeline.data.get("train"), args.config)
+    dev = _resolve(args.dev or pipeline.data.get("dev"), args.config)
+    if not train:
+        raise SystemExit("ktp train: no training data: pass --train PATH or set data.train in the config")
+    output = args.output or os.path.join("saved_models", os.path.splitext(os.path.basename(args.config))[0])
+    corpus = pipeline.read(train)
+    validation = None
+    if dev:
+        dev_corpus = pipeline.read(dev)
+        validation = (dev_corpus.texts, dev_corpus.labels)
+    log.info("Training %s on %d examples from %s%s", pipeline.task, len(corpus.texts), train, f" (dev: {dev})" if dev else "")
+    t0 = time.perf_counter()
+    pipeline.fit(
+        corpus.texts,
+        corpus.labels,
+        validation_data=validation,
+        output_dir=output,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        verbose=_keras_verbose(args.quiet),
+    )
+    log.info("Trained in %.1fs; saved the pipeline to %s", time.perf_counter() - t0, output)
+    metrics_path = os.path.join(output, "metrics.json")
+    if validation is not None and os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            dev_metrics = json.load(f).get("dev", {})
+        log.info("Dev: %s", _headline(dev_metrics))
+    if args.export:
+        report = pipeline.export(os.path.join(output, "saved_model"))
+        log.info("Exported a SavedModel to %s", report.get("path", os.path.join(output, "saved_model")))
+    return 0
+
+
+def _headline(metrics: dict) -> str:
+    keys = ("accuracy", "macro_f1", "f1", "precision", "recall", "bleu", "perplexity")
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), (int, float)))
+
+
+def cmd_evaluate(args) -> int:
+    from . import Pipeline
+
+    pipeline = Pipeline.load(args.model_dir)
+    _apply_format_overrides(pipeline, args)
+    corpus = pipeline.read(args.data)
+    metrics = pipeline.evaluate(corpus.texts, corpus.labels)
+    metrics["examples"] = len(corpus.texts)
+    metrics["skipped_rows"] = len(corpus.skipped)
+    if args.json:
+        json.dump(metrics, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(f"{args.data}: {len(corpus.texts)} examples")
+        print(_headline(metrics))
+        for label, row in metrics.get("per_class", metrics.get("per_type", {})).items():
+            print(f"  {label:<20} " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    return 0
+
+
+def _apply_format_overrides(pipeline, args):
+    for key in ("format", "text_column", "label_column"):
+        value = getattr(args, key, None)
+        if value is not None:
+            if key.endswith("_column") and value.isdigit():
+                value = int(value)
+            pipeline.data[key] = value
+
+
+def cmd_export(args) -> int:
+    from . import Pipeline
+
+    pipeline = Pipeline.load(args.model_dir)
+    output = args.output or os.path.join(args.model_dir, "saved_model")
+    report = pipeline.export(output)
+    print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from . import Pipeline
+
+    pipeline = Pipeline.load(args.model_dir)
+    with open(os.path.join(args.model_dir, "metadata.json"), encoding="utf-8") as f:
+        metadata = json.load(f)
+    info = {"path": args.model_dir, "task": pipeline.task, "metadata": metadata, "config": pipeline.get_config(), "stages": {}}
+    for name, stage in pipeline.stages.items():
+        entry = {"type": stage.type_name}
+        if getattr(stage, "tokens_", None) is not None:
+            entry["vocabulary_size"] = len(stage.tokens_)
+            entry["first_tokens"] = stage.tokens_[:12]
+        if getattr(stage, "labels_", None) is not None:
+            entry["labels"] = list(stage.labels_)
+        model = getattr(stage, "model_", None)
+        if model is not None:
+            entry["parameters"] = int(model.count_params())
+            entry["layers"] = [f"{layer.name} ({type(layer).__name__})" for layer in model.layers]
+        info["stages"][name] = entry
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
+        return 0
+    print(f"{args.model_dir}: {pipeline!r}")
+    print(f"  saved {metadata.get('created')} with {metadata.get('versions')}")
+    for name, entry in info["stages"].items():
+        print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in entry.items()))
+    return 0
+
+
+def cmd_coverage(args) -> int:
+    from . import Pipeline
+
+    pipeline = Pipeline.load(args.model_dir)
+    _apply_format_overrides(pipeline, args)
+    corpus = pipeline.read(args.data, need_targets=False)
+    report = pipeline.stage("vocabulary").coverage(pipeline.tokenize(corpus.texts), top=args.top)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(f"{args.data}: {report['tokens']} tokens, {report['coverage']:.2%} covered by the vocabulary; "
+              f"{report['unknown_types']} unknown types of {report['types']}")
+        for token, count in report["top_unknown"]:
+            print(f"  {count:>8}  {token}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from . import Pipeline
+
+    pipeline = Pipeline.from_yaml(args.config)
+    print(f"{args.config}: valid {pipeline.task} pipeline: {pipeline!r}")
+    return 0
+
+
+def _add_format_options(p):
+    p.add_argument("--format", help="override the saved data.format (e.g. tsv, csv, jsonl, fasttext, text)")
+    p.add_argument("--text-column", help="override data.text_column (a name or a 0-based number)")
+    p.add_argument("--label-column", help="override data.label_column (a name or a 0-based number)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ktp",
+        description="keras-text-pipeline: train, evaluate, run and export declarative Keras text pipelines.",
+    )
+    parser.add_argument("--version", action="version", version=f"keras-text-pipeline {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a pipeline from a YAML config", description="Train a pipeline from a YAML config and save it (with logs and pictures) to the output folder.")
+    p.add_argument("config", help="pipeline YAML file")
+    p.add_argument("--train", help="training data (default: data.train in the config)")
+    p.add_argument("--dev", help="development data for early stopping and dev metrics (default: data.dev)")
+    p.add_argument("--output", help="run folder (default: saved_models/<config name>)")
+    p.add_argument("--epochs", type=int, help="override training.epochs")
+    p.add_argument("--batch-size", type=int, help="override training.batch_size")
+    p.add_argument("--seed", type=int, help="override training.seed")
+    p.add_argument("--export", action="store_true", help="also export a SavedModel to OUTPUT/saved_model")
+    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained pipeline on labelled data", description="Evaluate a trained pipeline on labelled data.")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--data", required=True, help="labelled data in the pipeline's data format")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_format_options(p)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict a corpus to JSONL or TSV", description="Run a trained pipeline over text files (streaming, parallel, resumable).")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    from .batch import add_predict_arguments, predict_command
+
+    add_predict_arguments(p)
+    p.set_defaults(func=predict_command)
+
+    p = sub.add_parser("export", help="export a TensorFlow SavedModel", description="Export a trained pipeline as a TensorFlow SavedModel and check it against the Python pipeline.")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--output", help="SavedModel folder (default: MODEL_DIR/saved_model)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("inspect", help="show a saved pipeline's config, versions and sizes")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("coverage", help="how much of a corpus the vocabulary covers")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--data", required=True, help="a corpus in the pipeline's data format")
+    p.add_argument("--top", type=int, default=20, help="list this many of the most frequent unknown tokens")
+    p.add_argument("--json", action="store_true")
+    _add_format_options(p)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_coverage)
+
+    p = sub.add_parser("validate", help="check a YAML config without training")
+    p.add_argument("config")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_validate)
+
+    if importlib.util.find_spec("pipeline.cli_seq2seq") is not None:
+        from .cli_seq2seq import add_commands
+
+        add_commands(sub)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"ktp: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "quiet", False))
+    from .errors import ConfigError, DataError, NotFittedError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, DataError, NotFittedError, FileNotFoundError) as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
