@@ -10,5 +10,6 @@ __version__ = "0.1.0"
 from .errors import ConfigError, DataError, NotFittedError  # noqa: E402
 from .core import Pipeline, TASKS  # noqa: E402
 from . import classification  # noqa: E402,F401  (registers the classification task)
+from . import seq2seq  # noqa: E402,F401  (registers the translation and language_model tasks)
 
 __all__ = ["Pipeline", "ConfigError", "DataError", "NotFittedError", "TASKS", "__version__"]

@@ -1,0 +1,321 @@
+"""Translation: the rnn_seq2seq model stage, its layers, the text decoder and TranslationPipeline."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from pipeline import ConfigError, Pipeline
+from stages.seq2seq import (
+    MaskedSequenceLoss,
+    RNNSeq2Seq,
+    SequenceAttention,
+    TextDecoder,
+    detokenize,
+)
+
+WORDS = {"ein": "a", "hund": "dog", "katze": "cat", "sieht": "sees", "mag": "likes", "rot": "red", "klein": "small"}
+
+
+def _toy_pairs(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    src_words = list(WORDS)
+    sources, targets = [], []
+    for _ in range(n):
+        words = [src_words[i] for i in rng.integers(0, len(src_words), size=rng.integers(2, 5))]
+        sources.append(" ".join(words))
+        targets.append(" ".join(WORDS[w] for w in words))
+    return sources, targets
+
+
+def _config(**model):
+    return {
+        "task": "translation",
+        "data": {"source_lang": "de", "target_lang": "en"},
+        "stages": {
+            "source_tokenizer": {"type": "whitespace"},
+            "target_tokenizer": {"type": "whitespace"},
+            "source_vocabulary": {"type": "vocabulary"},
+            "target_vocabulary": {"type": "vocabulary", "reserved": ["<bos>", "<eos>"]},
+            "vectorizer": {"type": "embedding", "dim": 16, "max_length": 12},
+            "model": {"type": "rnn_seq2seq", "units": 16, "learning_rate": 0.02, "dropout": 0.0, **model},
+            "decoder": {"type": "text", "beam_width": 3, "max_length": 8},
+        },
+        "training": {"batch_size": 8, "seed": 1, "verbose": 0, "restore_best": False, "checkpoint": False},
+    }
+
+
+@pytest.fixture(scope="module")
+def trained():
+    sources, targets = _toy_pairs()
+    p = Pipeline.from_config(_config())
+    p.fit(sources, targets, epochs=25)
+    return p, sources, targets
+
+
+# -- layers and loss -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("score", ["bahdanau", "dot", "general"])
+def test_sequence_attention_gives_padding_no_weight(score):
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(2, 3, 4)).astype("float32")
+    v = rng.normal(size=(2, 5, 4)).astype("float32")
+    mask = np.array([[True] * 5, [True, True, False, False, False]])
+    context, weights = SequenceAttention(score)(q, v, mask)
+    weights = np.asarray(weights)
+    assert context.shape == (2, 3, 4)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    assert np.abs(weights[1, :, 2:]).max() < 1e-6
+
+
+def test_sequence_attention_dot_refuses_unequal_sizes():
+    with pytest.raises(ValueError, match="dot attention needs"):
+        SequenceAttention("dot")(np.ones((1, 2, 4), "float32"), np.ones((1, 3, 6), "float32"))
+
+
+def test_masked_sequence_loss_ignores_padding_targets():
+    logits = np.random.default_rng(0).normal(size=(1, 3, 5)).astype("float32")
+    full = float(MaskedSequenceLoss()(np.array([[2, 3, 0]]), logits))
+    changed = logits.copy()
+    changed[0, 2] += 100.0  # the padding step's logits must not matter
+    assert float(MaskedSequenceLoss()(np.array([[2, 3, 0]]), changed)) == pytest.approx(full)
+
+
+def test_masked_sequence_loss_label_smoothing_penalises_confidence():
+    logits = np.zeros((1, 1, 4), "float32")
+    logits[0, 0, 2] = 20.0
+    plain = float(MaskedSequenceLoss()(np.array([[2]]), logits))
+    smoothed = float(MaskedSequenceLoss(label_smoothing=0.1)(np.array([[2]]), logits))
+    assert smoothed > plain + 1.0
+
+
+# -- stage configs ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"attention": "additive"}, "attention must be one of none, bahdanau, luong"),
+        ({"luong_score": "concat"}, "luong_score must be one of general, dot"),
+        ({"decoder_layers": 0}, "decoder_layers must be an integer >= 1"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be < 1"),
+    ],
+)
+def test_rnn_seq2seq_refuses_bad_options(options, match):
+    with pytest.raises(ConfigError, match=match):
+        RNNSeq2Seq.from_config(options, path="stages.model")
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"beam_width": 0}, "beam_width must be an integer >= 1"),
+        ({"max_length": 0}, "max_length must be an integer >= 1"),
+        ({"detokenize": "moses"}, "detokenize must be one of"),
+        ({"beam_width": 2, "n_best": 3}, "n_best must be <= beam_width"),
+    ],
+)
+def test_text_decoder_refuses_bad_options(options, match):
+    with pytest.raises(ConfigError, match="stages.decoder." + match):
+        TextDecoder.from_config(options, path="stages.decoder")
+
+
+@pytest.mark.parametrize(
+    "cell, attention, score",
+    [("simple_rnn", "none", "general"), ("lstm", "bahdanau", "general"), ("gru", "luong", "dot"), ("lstm", "luong", "general")],
+)
+def test_rnn_seq2seq_builds_trains_and_decodes_every_cell_and_attention(cell, attention, score):
+    from stages import EmbeddingVectorizer
+
+    m = RNNSeq2Seq(cell=cell, units=4, layers=2, decoder_layers=2, attention=attention, luong_score=score)
+    m.build(EmbeddingVectorizer(dim=4).input_layer(9), EmbeddingVectorizer(dim=4).input_layer(8), 8)
+    src = np.array([[3, 4, 5, 0], [6, 7, 0, 0]])
+    tgt_in = np.array([[1, 4, 5], [1, 6, 0]])
+    tgt_out = np.array([[4, 5, 2], [6, 2, 0]])
+    logs = m.model_.train_on_batch((src, tgt_in), tgt_out, return_dict=True)
+    assert np.isfinite(float(logs["loss"])) and float(logs["perplexity"]) > 1
+    out = m.search_model(1, 2, beam_width=2, max_length=5).predict_on_batch(src)
+    assert out["tokens"].shape == (2, 2, 5)
+
+
+# -- pipeline structure -------------------------------------------------------------------------------
+def test_translation_pipeline_needs_both_sides():
+    config = _config()
+    del config["stages"]["target_vocabulary"]
+    with pytest.raises(ConfigError, match="needs target_vocabulary"):
+        Pipeline.from_config(config)
+
+
+def test_translation_pipeline_target_vocabulary_needs_bos_eos():
+    config = _config()
+    config["stages"]["target_vocabulary"] = {"type": "vocabulary"}
+    with pytest.raises(ConfigError, match=r"stages.target_vocabulary.reserved must include <bos> and <eos>"):
+        Pipeline.from_config(config)
+
+
+def test_translation_pipeline_refuses_shared_and_split_stage():
+    config = _config()
+    config["stages"]["source_vectorizer"] = {"type": "embedding", "dim": 8}
+    with pytest.raises(ConfigError, match="has both a shared vectorizer and source_vectorizer"):
+        Pipeline.from_config(config)
+
+
+def test_translation_pipeline_shared_vocabulary_serves_both_sides():
+    config = _config()
+    stages = config["stages"]
+    del stages["source_vocabulary"], stages["target_vocabulary"]
+    stages = {"vocabulary": {"type": "vocabulary", "reserved": ["<bos>", "<eos>"]}, **stages}
+    config["stages"] = stages
+    p = Pipeline.from_config(config)
+    sources, targets = _toy_pairs(8)
+    p.fit(sources, targets, epochs=1)
+    vocab = p["vocabulary"]
+    assert p.side("vocabulary", "source") is vocab is p.side("vocabulary", "target")
+    assert "hund" in vocab.index_ and "dog" in vocab.index_
+
+
+def test_translation_config_round_trips():
+    p = Pipeline.from_config(_config(attention="luong"))
+    assert Pipeline.from_config(p.get_config()).get_config() == p.get_config()
+
+
+# -- training, decoding, persistence -------------------------------------------------------------------
+def test_translation_pipeline_learns_toy_task(trained):
+    p, sources, targets = trained
+    answers = p.predict(sources[:10])
+    assert sum(a["translation"] == t for a, t in zip(answers, targets[:10])) >= 8
+    assert set(answers[0]) == {"translation", "tokens", "score"}
+
+
+def test_translation_evaluate_reports_bleu_and_perplexity(trained):
+    p, sources, targets = trained
+    report = p.evaluate(sources, targets)
+    assert report["bleu"] > 60
+    assert 1.0 <= report["perplexity"] < 3.0
+    assert report["bleu_tokenize"] == "13a" and "tok:13a" in report["bleu_signature"]
+
+
+def test_translation_batched_decoding_equals_one_sentence_at_a_time(trained):
+    p, sources, _ = trained
+    batched = p.predict(sources[:6], beam=3)
+    single = [p.predict([s], beam=3)[0] for s in sources[:6]]
+    assert [a["tokens"] for a in batched] == [a["tokens"] for a in single]
+    np.testing.assert_allclose([a["score"] for a in batched], [a["score"] for a in single], rtol=1e-4, atol=1e-5)
+
+
+def test_translation_beam_width_above_vocabulary_is_refused(trained):
+    p, sources, _ = trained
+    with pytest.raises(ConfigError, match="beam_width must not exceed the target vocabulary size"):
+        p.predict(sources[:1], beam=1000)
+
+
+def test_translation_beam_width_zero_is_refused(trained):
+    p, sources, _ = trained
+    with pytest.raises(ConfigError, match="beam_width must be an integer >= 1"):
+        p.predict(sources[:1], beam=0)
+
+
+def test_translation_n_best_lists_alternatives(trained):
+    p, sources, _ = trained
+    answer = p.predict(sources[:1], beam=3, n_best=3)[0]
+    assert len(answer["alternatives"]) == 3
+    scores = [a["score"] for a in answer["alternatives"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_translation_decoding_stops_at_max_length(trained):
+    p, sources, _ = trained
+    out = p.search_ids(p._source_ids(p.tokenize(sources[:3])), beam=2, max_length=2)
+    assert out["tokens"].shape == (3, 2, 2)
+
+
+def test_translation_translate_returns_attention_matrix(trained):
+    p, sources, _ = trained
+    answer = p.translate(sources[0])
+    attention = np.array(answer["attention"])
+    assert attention.shape == (len(answer["target_tokens"]), len(answer["source_tokens"]))
+    np.testing.assert_allclose(attention.sum(1), 1.0, rtol=1e-4)
+    assert answer["target_tokens"][-1] == "<eos>"
+
+
+def test_translation_plot_attention_writes_png(trained, tmp_path):
+    p, sources, _ = trained
+    path = tmp_path / "attention.png"
+    p.plot_attention(sources[0], str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_attention_warns_without_cjk_font(monkeypatch, tmp_path):
+    import pipeline.seq2seq as s2s
+
+    monkeypatch.setattr(s2s, "find_cjk_font", lambda: None)
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    with pytest.warns(UserWarning, match="No font with Chinese glyphs"):
+        s2s.plot_attention(np.eye(2), ["我", "爱"], ["i", "love"], str(tmp_path / "a.png"))
+    assert (tmp_path / "a.png").exists()
+
+
+def test_plot_attention_uses_a_cjk_font_when_installed(tmp_path):
+    import pipeline.seq2seq as s2s
+
+    if s2s.find_cjk_font() is None:
+        pytest.skip("no CJK font installed on this machine")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither our warning nor matplotlib's "missing glyph" one
+        s2s.plot_attention(np.eye(2), ["我", "爱"], ["i", "love"], str(tmp_path / "a.png"))
+
+
+def test_translation_save_load_gives_same_translations(trained, tmp_path):
+    p, sources, _ = trained
+    p.save(str(tmp_path / "tr"))
+    q = Pipeline.load(str(tmp_path / "tr"))
+    assert [a["tokens"] for a in q.predict(sources[:5])] == [a["tokens"] for a in p.predict(sources[:5])]
+    assert (tmp_path / "tr" / "target_vocabulary" / "vocab.txt").read_text().split("\n")[2:4] == ["<bos>", "<eos>"]
+
+
+def test_translation_predict_tokens_matches_predict(trained):
+    p, sources, _ = trained
+    assert p.predict_tokens(p.tokenize(sources[:3])) == p.predict(sources[:3])
+
+
+def test_translation_fit_refuses_unpaired_data():
+    p = Pipeline.from_config(_config())
+    with pytest.raises(ValueError, match="2 source sentences but 1 targets"):
+        p.fit(["a b", "c"], ["x"])
+
+
+# -- detokenisation -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "tokens, language, expected",
+    [
+        (["a", "dog", "'s", "ball", "."], "en", "a dog's ball."),
+        (["ein", "hund", ",", "zwei", "katzen", "!"], "de", "ein hund, zwei katzen!"),
+        (["我", "爱", "北京", "。"], "zh", "我爱北京。"),
+        (["我", "有", "iPhone", "12", "。"], "zh", "我有iPhone 12。"),
+    ],
+)
+def test_detokenize_by_target_language(tokens, language, expected):
+    assert detokenize(tokens, "auto", language) == expected
+
+
+def test_detokenize_space_mode_joins_with_spaces():
+    assert detokenize(["a", "."], "space") == "a ."
+
+
+# -- other backend -------------------------------------------------------------------------------------
+def test_translation_trains_and_decodes_under_jax_backend(tmp_path):
+    pytest.importorskip("jax")
+    script = (
+        "import sys; sys.path.insert(0, {root!r})\n"
+        "import keras; assert keras.backend.backend() == 'jax'\n"
+        "from pipeline import Pipeline\n"
+        "from tests.test_seq2seq import _config, _toy_pairs\n"
+        "p = Pipeline.from_config(_config(cell='lstm', attention='luong', units=4))\n"
+        "s, t = _toy_pairs(8)\n"
+        "p.fit(s, t, epochs=2)\n"
+        "print(len(p.predict(s[:2], beam=2)), p.evaluate(s[:2], t[:2])['perplexity'] > 1)\n"
+    ).format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "2 True"
