@@ -141,9 +141,10 @@ def _column_index(path, header, column, what):
 def _iter_delimited(path, lines, options, need_labels):
     fmt = options.get("format", "tsv")
     # TSV is split on tabs alone (texts may hold quote characters); CSV follows RFC 4180 quoting.
-    rows = ((n, line if isinstance(line, _BadLine) else line.split("\t")) for n, line in lines)
     if fmt == "csv":
         rows = _csv_rows(path, lines)
+    else:
+        rows = ((n, line if isinstance(line, _BadLine) else line.split("\t")) for n, line in lines)
     header = None
     width = None
     text_idx = label_idx = None
