@@ -182,7 +182,7 @@ def _delimited_rows(path, options):
             if isinstance(line, DataError):
                 raise line
             state["lineno"] = lineno
-            yield line
+            yield line + "\n"  # csv keeps the line breaks inside quoted fields
 
     reader = csv.reader(feed())
     start = 1
