@@ -68,7 +68,7 @@ def cmd_train(args) -> int:
             dev_metrics = json.load(f).get("dev", {})
         log.info("Dev: %s", _headline(dev_metrics))
     if args.export:
-        report = pipeline.export(os.path.join(output, "saved_model"))
+        report = pipeline.export(os.path.join(output, "saved_model"), overwrite=True)
         log.info("Exported a SavedModel to %s", report.get("path", os.path.join(output, "saved_model")))
     return 0
 
@@ -112,7 +112,12 @@ def cmd_export(args) -> int:
 
     pipeline = Pipeline.load(args.model_dir)
     output = args.output or os.path.join(args.model_dir, "saved_model")
-    report = pipeline.export(output)
+    samples = None
+    if args.samples:
+        from .readers import read_corpus
+
+        samples = read_corpus(args.samples, {"format": "text"}, need_labels=False).texts
+    report = pipeline.export(output, samples=samples, overwrite=args.overwrite)
     print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
     return 0
 
@@ -218,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a TensorFlow SavedModel", description="Export a trained pipeline as a TensorFlow SavedModel and check it against the Python pipeline.")
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("--output", help="SavedModel folder (default: MODEL_DIR/saved_model)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing SavedModel at the destination")
+    p.add_argument("--samples", help="a text file, one text a line, for the golden check (default: built-in samples)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
 
@@ -261,7 +268,7 @@ def main(argv=None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError, NotFittedError, FileNotFoundError) as err:
+    except (ConfigError, DataError, NotFittedError, FileNotFoundError, FileExistsError) as err:
         return _fail(str(err))
     except KeyboardInterrupt:
         return _fail("interrupted")

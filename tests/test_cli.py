@@ -98,3 +98,12 @@ def test_cli_help_works_for_every_command():
 def test_cli_runs_as_a_module():
     out = subprocess.run([sys.executable, "-m", "pipeline", "--version"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0 and "keras-text-pipeline" in out.stdout
+
+
+def test_cli_export_writes_a_saved_model_and_refuses_to_overwrite(trained, tmp_path, capsys):
+    out = tmp_path / "sm"
+    assert main(["export", str(trained["model"]), "--output", str(out), "--quiet"]) == 0
+    assert (out / "saved_model.pb").is_file()
+    assert main(["export", str(trained["model"]), "--output", str(out), "--quiet"]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["export", str(trained["model"]), "--output", str(out), "--overwrite", "--quiet"]) == 0
