@@ -146,14 +146,14 @@ class CRF(keras.layers.Layer):
 
     @staticmethod
     def _forward(emissions, steps, trans, start):
-        def step(alpha, inputs):
-            emission, valid = inputs
+        def step(alpha, packed):
+            emission, valid = _unpack(packed)
             nxt = ops.logsumexp(alpha[:, :, None] + trans[None, :, :], axis=1) + emission
             alpha = ops.where(valid[:, None], nxt, alpha)
             return alpha, alpha
 
         alpha0 = start[None, :] + emissions[0]
-        alpha_last, alphas = ops.scan(step, alpha0, (emissions[1:], steps[1:]))
+        alpha_last, alphas = ops.scan(step, alpha0, _pack(emissions[1:], steps[1:]))
         return alpha_last, ops.concatenate([alpha0[None], alphas], axis=0)
 
     def path_score(self, potentials, tags, mask=None):
@@ -198,9 +198,9 @@ class CRF(keras.layers.Layer):
         batch = ops.shape(emissions)[1]
         identity = ops.broadcast_to(ops.arange(k, dtype="int32")[None, :], (batch, k))
 
-        def step(carry, inputs):
+        def step(carry, packed):
             score, _ = carry
-            emission, valid = inputs
+            emission, valid = _unpack(packed)
             candidates = score[:, :, None] + trans[None, :, :]
             best_prev = ops.cast(ops.argmax(candidates, axis=1), "int32")
             nxt = ops.max(candidates, axis=1) + emission
@@ -211,7 +211,7 @@ class CRF(keras.layers.Layer):
             return (score, pointers), (score, pointers)
 
         score0 = start[None, :] + emissions[0]
-        (last_score, _), (_, pointers) = ops.scan(step, (score0, identity), (emissions[1:], steps[1:]))
+        (last_score, _), (_, pointers) = ops.scan(step, (score0, identity), _pack(emissions[1:], steps[1:]))
         final = last_score + end[None, :]
         last_tag = ops.cast(ops.argmax(final, axis=1), "int32")
         best = ops.max(final, axis=1)
@@ -241,13 +241,13 @@ class CRF(keras.layers.Layer):
         log_z = ops.logsumexp(alpha_last + end[None, :], axis=1)
         beta_last = ops.broadcast_to(end[None, :], ops.shape(emissions[0]))
 
-        def step(beta, inputs):
-            emission, valid = inputs  # of the step after the one computed here
+        def step(beta, packed):
+            emission, valid = _unpack(packed)  # of the step after the one computed here
             nxt = ops.logsumexp(trans[None, :, :] + (emission + beta)[:, None, :], axis=2)
             beta = ops.where(valid[:, None], nxt, beta)
             return beta, beta
 
-        _, betas = ops.scan(step, beta_last, (emissions[1:], steps[1:]), reverse=True)
+        _, betas = ops.scan(step, beta_last, _pack(emissions[1:], steps[1:]), reverse=True)
         betas = ops.concatenate([betas, beta_last[None]], axis=0)
         return ops.transpose(alphas, (1, 0, 2)), ops.transpose(betas, (1, 0, 2)), log_z
 
@@ -258,6 +258,16 @@ class CRF(keras.layers.Layer):
         if mask is not None:
             probs = probs * ops.cast(mask, "float32")[:, :, None]
         return probs
+
+
+def _pack(emissions, steps):
+    # One tensor to scan over: the TensorFlow scan of Keras cannot take several inputs when
+    # the number of steps is unknown while tracing.
+    return ops.concatenate([emissions, ops.cast(steps, emissions.dtype)[:, :, None]], axis=-1)
+
+
+def _unpack(packed):
+    return packed[:, :-1], packed[:, -1] > 0.5
 
 
 def _token_ids(x):

@@ -1,0 +1,677 @@
+"""Sequence tagging stages: the ``rnn_tagger`` model and the ``tags`` / ``entities`` decoders.
+
+The tagger reads one vector per token (from the vectorizer's layer, plus optional features),
+runs stacked (bi)recurrent layers over the sentence and scores every tag at every step. The
+scores become tags either by a softmax per token or by a linear-chain CRF (``output: crf``)
+that scores whole tag sequences and decodes with Viterbi.
+
+Optional token features, each learned from the training tokens and saved as a plain file:
+
+- ``char_features: cnn | lstm``: a vector per word computed from its characters (a char CNN
+  with max-pooling, or a char BiLSTM), for English words the vocabulary has never seen;
+- ``case_features``: the word's shape (lower, Title, UPPER, digits, punctuation, ...), which
+  keeps capitalisation when the vocabulary lowercases;
+- ``bigram_features``: for character-level Chinese, embeddings of the character bigrams
+  to the left and to the right of each character;
+- ``word_boundary``: for character-level Chinese, the character's position (B/M/E/S) in the
+  jieba word that contains it (the "softword" feature).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+
+import keras
+import numpy as np
+from keras import ops
+
+from pipeline.errors import ConfigError, DataError
+from pipeline.registry import register
+from pipeline.tag_schemes import SCHEMES, OUTSIDE, convert, scheme_tags, spans_to_tags, tags_to_spans
+
+from .base import Stage, check_bool, check_choice, check_int
+from .crf import CRF, PACKAGE, CRFTaggerModel
+from .models import RecurrentModel
+
+#: Ids of the word-shape feature (0 is padding).
+CASES = ("<pad>", "digits", "has_digit", "upper", "title", "lower", "mixed", "other")
+#: Ids of the word-boundary feature: a character's position in its jieba word.
+BOUNDARIES = ("<pad>", "B", "M", "E", "S")
+FEATURE_PAD, FEATURE_UNK = "<pad>", "<unk>"
+BIGRAM_EDGE = "<s>"
+
+
+def word_shape(token: str) -> int:
+    """The id in ``CASES`` of a token's shape."""
+    if token.isdigit():
+        return 1
+    if any(c.isdigit() for c in token):
+        return 2
+    if not any(c.isalpha() for c in token):
+        return 7
+    if token.isupper():
+        return 3
+    if token[0].isupper() and (len(token) == 1 or token[1:].islower()):
+        return 4
+    if token.islower():
+        return 5
+    return 6
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CharEncoder(keras.layers.Layer):
+    """One vector per word from its characters: ``(batch, words, chars)`` ids -> ``(batch, words, dim)``.
+
+    Args:
+        vocab_size: number of character ids (0 is padding).
+        char_dim: size of the character embeddings.
+        kind: ``cnn`` (convolution + max over the characters) or ``lstm`` (a BiLSTM's final
+            states, both directions concatenated).
+        units: filters of the CNN, or units per direction of the BiLSTM.
+        kernel_size: width of the CNN's window.
+
+    Example:
+        >>> import numpy as np
+        >>> CharEncoder(10, 4, "cnn", 6)(np.array([[[2, 3, 0], [0, 0, 0]]])).shape
+        (1, 2, 6)
+    """
+
+    def __init__(self, vocab_size: int, char_dim: int, kind: str = "cnn", units: int = 32, kernel_size: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ("cnn", "lstm"):
+            raise ValueError(f"CharEncoder kind must be 'cnn' or 'lstm'. Received: kind={kind!r}")
+        self.vocab_size, self.char_dim, self.kind, self.units, self.kernel_size = vocab_size, char_dim, kind, units, kernel_size
+        self.embedding = keras.layers.Embedding(vocab_size, char_dim, name="char_embedding")
+        if kind == "cnn":
+            self.encoder = keras.layers.Conv1D(units, kernel_size, padding="same", activation="tanh", name="char_cnn")
+        else:
+            self.encoder = keras.layers.Bidirectional(keras.layers.LSTM(units), name="char_bilstm")
+
+    @property
+    def output_dim(self) -> int:
+        return self.units * (2 if self.kind == "lstm" else 1)
+
+    def build(self, input_shape):
+        self.embedding.build((None, None))
+        self.encoder.build((None, None, self.char_dim))
+
+    def call(self, char_ids):
+        char_ids = ops.cast(char_ids, "int32")
+        shape = ops.shape(char_ids)
+        flat = ops.reshape(char_ids, (-1, shape[2]))
+        x = self.embedding(flat)
+        present = ops.not_equal(flat, 0)
+        if self.kind == "cnn":
+            h = self.encoder(x)
+            # Max over the real characters only; a word with none (padding) gets zeros.
+            h = ops.where(present[:, :, None], h, ops.full_like(h, -1e9))
+            h = ops.max(h, axis=1)
+            h = ops.where(ops.any(present, axis=1)[:, None], h, ops.zeros_like(h))
+        else:
+            # A padding word has no characters; let it read one step so no row is fully masked.
+            first = ops.arange(ops.shape(flat)[1]) == 0
+            h = self.encoder(x, mask=ops.logical_or(present, first[None, :]))
+        return ops.reshape(h, (shape[0], shape[1], self.output_dim))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "char_dim": self.char_dim,
+            "kind": self.kind,
+            "units": self.units,
+            "kernel_size": self.kernel_size,
+        }
+
+
+def _feature_vocab(counts: Counter, min_freq: int, reserved=()) -> list[str]:
+    kept = [t for t, c in counts.items() if c >= min_freq]
+    kept.sort(key=lambda t: (-counts[t], t))
+    return [FEATURE_PAD, FEATURE_UNK, *reserved, *kept]
+
+
+def _write_lines(path, items):
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for item in items:
+            if "\n" in item:
+                raise ValueError(f"cannot save the feature {item!r}: it holds a newline")
+            f.write(item + "\n")
+
+
+def _read_lines(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: a feature vocabulary of the saved tagger")
+    with open(path, encoding="utf-8", newline="\n") as f:
+        items = f.read().split("\n")
+    if items and items[-1] == "":
+        items.pop()
+    return items
+
+
+@register("model", "rnn_tagger")
+class RNNTagger(RecurrentModel):
+    """Many-to-many recurrent tagger: one tag per token, by softmax or CRF.
+
+    ids (+ features) -> one-hot or embedding -> [dropout] -> stacked (bi)RNN -> dropout ->
+    dense tag scores -> softmax, or CRF (Viterbi decoding, marginals by forward-backward).
+
+    Args:
+        cell: ``simple_rnn``, ``lstm`` or ``gru``.
+        units: units per recurrent layer (per direction when bidirectional).
+        layers: number of stacked recurrent layers.
+        bidirectional: read the sentence both ways and concatenate.
+        dropout: dropout on each recurrent layer's inputs and on the tag scorer's input.
+        recurrent_dropout: dropout on the recurrent state.
+        input_dropout: dropout on the token vectors (features included).
+        output: ``softmax`` (independent tags) or ``crf`` (a linear-chain CRF).
+        crf_constraints: with ``crf``, forbid transitions the tag scheme does not allow
+            (``O`` -> ``I-PER`` in BIO), in training and in decoding.
+        char_features: ``none``, ``cnn`` or ``lstm``: a word vector from its characters.
+        char_dim: size of the character embeddings.
+        char_units: CNN filters, or BiLSTM units per direction, of the character encoder.
+        char_kernel: width of the character CNN's window.
+        char_max_length: characters kept per word (longer words keep their first and last
+            halves).
+        char_min_freq: characters seen fewer times in training map to ``<unk>``.
+        case_features: add the word's shape (lower, Title, UPPER, digits, ...).
+        case_dim: size of the word-shape embedding.
+        bigram_features: add embeddings of the token bigrams left and right of each token
+            (character bigrams for character-level Chinese).
+        bigram_dim: size of each bigram embedding.
+        bigram_min_freq: bigrams seen fewer times in training map to ``<unk>``.
+        word_boundary: add each character's position (B/M/E/S) in its jieba word; needs a
+            ``char`` tokenizer.
+        boundary_dim: size of the word-boundary embedding.
+        recurrent_initializer, kernel_initializer: initializers of the recurrent layers.
+        optimizer, learning_rate, clipnorm, clipvalue: the optimizer and gradient clipping.
+
+    Example:
+        >>> m = RNNTagger(cell="lstm", units=16, output="crf")
+        >>> m.get_config()["output"]
+        'crf'
+    """
+
+    fitted_attributes = ("model_",)
+
+    def __init__(
+        self,
+        cell: str = "lstm",
+        units: int = 100,
+        layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.5,
+        recurrent_dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        output: str = "crf",
+        crf_constraints: bool = True,
+        char_features: str = "none",
+        char_dim: int = 25,
+        char_units: int = 25,
+        char_kernel: int = 3,
+        char_max_length: int = 20,
+        char_min_freq: int = 1,
+        case_features: bool = False,
+        case_dim: int = 8,
+        bigram_features: bool = False,
+        bigram_dim: int = 50,
+        bigram_min_freq: int = 1,
+        word_boundary: bool = False,
+        boundary_dim: int = 20,
+        recurrent_initializer: str = "orthogonal",
+        kernel_initializer: str = "glorot_uniform",
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        clipnorm: float | None = 5.0,
+        clipvalue: float | None = None,
+    ):
+        super().__init__()
+        self.model_ = None
+        self.chars_ = None
+        self.bigrams_ = None
+        self._jieba = None
+
+    def _validate(self):
+        self._validate_common()
+        check_choice("output", self.output, ("softmax", "crf"))
+        check_bool("crf_constraints", self.crf_constraints)
+        check_choice("char_features", self.char_features, ("none", "cnn", "lstm"))
+        for name in ("char_dim", "char_units", "char_kernel", "char_max_length", "char_min_freq", "case_dim",
+                     "bigram_dim", "bigram_min_freq", "boundary_dim"):
+            check_int(name, getattr(self, name), minimum=1)
+        if self.char_max_length < 2:
+            raise ConfigError("char_max_length", "must be an integer >= 2", self.char_max_length)
+        check_bool("case_features", self.case_features)
+        check_bool("bigram_features", self.bigram_features)
+        check_bool("word_boundary", self.word_boundary)
+
+    @property
+    def uses_crf(self) -> bool:
+        return self.output == "crf"
+
+    @property
+    def is_fitted(self) -> bool:
+        if self.model_ is None:
+            return False
+        if self.char_features != "none" and self.chars_ is None:
+            return False
+        return not (self.bigram_features and self.bigrams_ is None)
+
+    # -- features ---------------------------------------------------------------------------
+    def fit_features(self, sentences) -> "RNNTagger":
+        """Learn the character and bigram vocabularies from tokenized training sentences.
+
+        Args:
+            sentences: ``TokenizedText`` objects (token lists with ``.raw`` token strings).
+        """
+        if self.char_features != "none":
+            counts = Counter(c for s in sentences for tok in _raw(s) for c in tok)
+            self.chars_ = _feature_vocab(counts, self.char_min_freq)
+            self._char_index = {c: i for i, c in enumerate(self.chars_)}
+        if self.bigram_features:
+            counts = Counter(b for s in sentences for pair in _bigrams(list(s)) for b in pair)
+            self.bigrams_ = _feature_vocab(counts, self.bigram_min_freq, reserved=(BIGRAM_EDGE,))
+            self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
+        return self
+
+    def feature_names(self) -> list[str]:
+        """Names of the model inputs besides ``token_ids``, in a fixed order."""
+        names = []
+        if self.char_features != "none":
+            names.append("char_ids")
+        if self.case_features:
+            names.append("case_ids")
+        if self.bigram_features:
+            names.append("bigram_ids")
+        if self.word_boundary:
+            names.append("boundary_ids")
+        return names
+
+    def features(self, sentence) -> dict:
+        """The extra inputs of one tokenized sentence, as unpadded numpy arrays."""
+        out = {}
+        if self.char_features != "none":
+            index = self._char_index
+            n = self.char_max_length
+            rows = []
+            for tok in _raw(sentence):
+                if len(tok) > n:
+                    tok = tok[: n // 2] + tok[len(tok) - (n - n // 2):]
+                rows.append([index.get(c, 1) for c in tok])
+            width = max((len(r) for r in rows), default=1) or 1
+            arr = np.zeros((len(rows), width), dtype="int32")
+            for i, r in enumerate(rows):
+                arr[i, : len(r)] = r
+            out["char_ids"] = arr
+        if self.case_features:
+            out["case_ids"] = np.array([word_shape(t) for t in _raw(sentence)], dtype="int32")
+        if self.bigram_features:
+            index = self._bigram_index
+            out["bigram_ids"] = np.array(
+                [[index.get(left, 1), index.get(right, 1)] for left, right in _bigrams(list(sentence))], dtype="int32"
+            ).reshape(len(sentence), 2)
+        if self.word_boundary:
+            out["boundary_ids"] = self._boundaries(list(sentence))
+        return out
+
+    def _boundaries(self, tokens) -> np.ndarray:
+        if self._jieba is None:
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            self._jieba = jieba.Tokenizer()
+            self._jieba.initialize()
+        # Each token's first character decides its position in the jieba word around it.
+        starts, pos = [], 0
+        for tok in tokens:
+            starts.append(pos)
+            pos += len(tok)
+        positions = np.zeros(pos, dtype="int32")
+        at = 0
+        for word in self._jieba.cut("".join(tokens), HMM=True):
+            n = len(word)
+            if n == 1:
+                positions[at] = 4
+            else:
+                positions[at] = 1
+                positions[at + 1 : at + n - 1] = 2
+                positions[at + n - 1] = 3
+            at += n
+        return np.array([positions[s] for s in starts], dtype="int32")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_jieba"] = None
+        return state
+
+    # -- the network ------------------------------------------------------------------------
+    def build(self, input_layer, n_tags: int, constraints=None, initial_weights=None):
+        """Build and compile the Keras model.
+
+        Args:
+            input_layer: the vectorizer's layer mapping token ids to vectors.
+            n_tags: number of tags.
+            constraints: ``(transitions, start, end)`` 0/1 arrays of the allowed CRF moves
+                (see ``pipeline.tag_schemes.allowed_transitions``), used when
+                ``crf_constraints`` is on.
+            initial_weights: pretrained embedding matrix for ``input_layer``, or None.
+        """
+        inputs = {"token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids")}
+        parts = [input_layer(inputs["token_ids"])]
+        if self.char_features != "none":
+            inputs["char_ids"] = keras.Input(shape=(None, None), dtype="int32", name="char_ids")
+            encoder = CharEncoder(len(self.chars_), self.char_dim, self.char_features, self.char_units, self.char_kernel, name="char_encoder")
+            parts.append(encoder(inputs["char_ids"]))
+        if self.case_features:
+            inputs["case_ids"] = keras.Input(shape=(None,), dtype="int32", name="case_ids")
+            parts.append(keras.layers.Embedding(len(CASES), self.case_dim, name="case_embedding")(inputs["case_ids"]))
+        if self.bigram_features:
+            inputs["bigram_ids"] = keras.Input(shape=(None, 2), dtype="int32", name="bigram_ids")
+            b = keras.layers.Embedding(len(self.bigrams_), self.bigram_dim, name="bigram_embedding")(inputs["bigram_ids"])
+            parts.append(keras.layers.Reshape((-1, 2 * self.bigram_dim), name="bigram_pair")(b))
+        if self.word_boundary:
+            inputs["boundary_ids"] = keras.Input(shape=(None,), dtype="int32", name="boundary_ids")
+            parts.append(keras.layers.Embedding(len(BOUNDARIES), self.boundary_dim, name="boundary_embedding")(inputs["boundary_ids"]))
+        x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="token_features")(parts)
+        if self.input_dropout:
+            x = keras.layers.Dropout(self.input_dropout, name="input_dropout")(x)
+        for i in range(self.layers):
+            x = self._recurrent(return_sequences=True, name=f"rnn_{i + 1}")(x)
+        if self.dropout:
+            x = keras.layers.Dropout(self.dropout, name="tagger_dropout")(x)
+        scores = keras.layers.Dense(n_tags, name="tag_scores")(x)
+        # For a CRF the per-token argmax is not the decoded answer, so its accuracy gets
+        # another name; the pipeline logs the decoded tags' dev accuracy as val_accuracy.
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="emission_accuracy" if self.uses_crf else "accuracy")
+        if self.uses_crf:
+            allowed = {}
+            if self.crf_constraints and constraints is not None:
+                trans, start, end = constraints
+                allowed = {"allowed_transitions": trans, "allowed_start": start, "allowed_end": end}
+            out = CRF(n_tags, name="crf", **allowed)(scores)
+            model = CRFTaggerModel(inputs, out, name="rnn_crf_tagger")
+            model.compile(optimizer=self._optimizer(), metrics=[accuracy])
+        else:
+            out = keras.layers.Activation("softmax", name="tag_probs")(scores)
+            model = keras.Model(inputs, out, name="rnn_tagger")
+            model.compile(optimizer=self._optimizer(), loss="sparse_categorical_crossentropy", metrics=[accuracy])
+        if initial_weights is not None:
+            input_layer.set_weights([initial_weights])
+        self.model_ = model
+        return self
+
+    def fit(self, data, validation_data=None, epochs=10, callbacks=(), verbose="auto", initial_epoch=0, **_):
+        """Train on ``data``, a Keras ``PyDataset`` of ``(inputs, tag ids, weights)`` batches."""
+        self.check_fitted()
+        history = self.model_.fit(
+            data,
+            validation_data=validation_data,
+            epochs=epochs,
+            callbacks=list(callbacks),
+            verbose=verbose,
+            initial_epoch=initial_epoch,
+        )
+        self.history_ = history.history
+        return self
+
+    def transform(self, batch, batch_size=None):
+        """Per-token tag scores for one padded batch (a dict of input arrays)."""
+        self.check_fitted()
+        return np.asarray(self.model_.predict_on_batch(batch))
+
+    @property
+    def crf(self) -> CRF:
+        return self.model_.get_layer("crf")
+
+    # -- persistence ------------------------------------------------------------------------
+    def save_assets(self, directory):
+        self.check_fitted()
+        self.model_.save(os.path.join(directory, "model.keras"))
+        if self.chars_ is not None:
+            _write_lines(os.path.join(directory, "chars.txt"), self.chars_)
+        if self.bigrams_ is not None:
+            _write_lines(os.path.join(directory, "bigrams.txt"), self.bigrams_)
+
+    def load_assets(self, directory):
+        from . import crf, layers  # noqa: F401  (registers the custom layers before loading)
+
+        if self.char_features != "none":
+            self.chars_ = _read_lines(os.path.join(directory, "chars.txt"))
+            self._char_index = {c: i for i, c in enumerate(self.chars_)}
+        if self.bigram_features:
+            self.bigrams_ = _read_lines(os.path.join(directory, "bigrams.txt"))
+            self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
+        path = os.path.join(directory, "model.keras")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} is missing: the saved pipeline's Keras model")
+        self.model_ = keras.saving.load_model(path, safe_mode=True)
+
+
+def _raw(sentence):
+    return getattr(sentence, "raw", None) or list(sentence)
+
+
+def _bigrams(tokens):
+    padded = [BIGRAM_EDGE, *tokens, BIGRAM_EDGE]
+    return [(padded[i] + padded[i + 1], padded[i + 1] + padded[i + 2]) for i in range(len(tokens))]
+
+
+@register("decoder", "tags")
+class TagDecoder(Stage):
+    """Tag ids <-> tag strings, and tags -> entity spans, for taggers.
+
+    The model is trained in ``scheme``; answers give tags in the data's scheme and entities as
+    ``{"type", "start", "end", "text", "token_start", "token_end", "score"}`` with ``start`` /
+    ``end`` character offsets into the input text (end exclusive) and ``token_start`` /
+    ``token_end`` token indices. Ill-formed predicted sequences are read by the conlleval rules
+    (``I-X`` after ``O`` starts an entity; see ``pipeline.tag_schemes``).
+
+    Args:
+        scheme: the tag scheme the model learns: ``bio``, ``iob1``, ``bioes`` or ``bmes``
+            (BIOES usually learns a little better than BIO).
+        include_tags: put the per-token ``tokens`` and ``tags`` in each answer.
+
+    Example:
+        >>> d = TagDecoder(scheme="bio").fit([["B-PER", "O"]])
+        >>> d.tags_
+        ['O', 'B-PER', 'I-PER']
+    """
+
+    fitted_attributes = ("tags_",)
+
+    def __init__(self, scheme: str = "bioes", include_tags: bool = True):
+        super().__init__()
+        self.tags_ = None
+
+    def _validate(self):
+        check_choice("scheme", self.scheme, SCHEMES)
+        check_bool("include_tags", self.include_tags)
+
+    def fit(self, data):
+        """Learn the entity types from tag sequences (any scheme) or a list of type names."""
+        types = set()
+        for item in data:
+            if isinstance(item, str):
+                types.add(item)
+            else:
+                types.update(s.type for s in tags_to_spans(list(item)))
+        if not types:
+            raise DataError("The training data has no entities at all; a tagger needs at least one entity type")
+        self._set_tags(scheme_tags(sorted(types), self.scheme))
+        return self
+
+    def _set_tags(self, tags):
+        self.tags_ = list(tags)
+        self._index = {t: i for i, t in enumerate(self.tags_)}
+        self.types_ = sorted({t[2:] for t in self.tags_ if t != OUTSIDE})
+
+    def encode_spans(self, spans, length: int) -> np.ndarray:
+        """Tag ids of ``length`` tokens carrying ``spans`` (token ``Span``s of known types)."""
+        self.check_fitted()
+        return np.array([self._index[t] for t in spans_to_tags(spans, length, self.scheme)], dtype="int32")
+
+    def tags_of(self, ids) -> list[str]:
+        self.check_fitted()
+        return [self.tags_[int(i)] for i in ids]
+
+    def transform(self, batch):
+        return [self.tags_of(ids) for ids in batch]
+
+    def answer(self, sentence, tag_ids, scores, output_scheme: str) -> dict:
+        """The answer for one tokenized sentence.
+
+        Args:
+            sentence: a ``TokenizedText`` (tokens with ``text``, ``spans`` and ``raw``).
+            tag_ids: one predicted tag id per token.
+            scores: one confidence per entity of ``tags_to_spans`` of the predicted tags.
+            output_scheme: the scheme of the ``tags`` in the answer.
+        """
+        tags = self.tags_of(tag_ids)
+        entities = []
+        for span, score in zip(tags_to_spans(tags), scores):
+            start, end = sentence.spans[span.start][0], sentence.spans[span.end - 1][1]
+            entities.append(
+                {
+                    "type": span.type,
+                    "start": int(start),
+                    "end": int(end),
+                    "text": sentence.text[start:end],
+                    "token_start": span.start,
+                    "token_end": span.end,
+                    "score": float(score),
+                }
+            )
+        answer = {"text": sentence.text}
+        if self.include_tags:
+            answer["tokens"] = list(sentence.raw)
+            answer["tags"] = convert(tags, self.scheme, output_scheme) if output_scheme != self.scheme else tags
+        answer["entities"] = entities
+        return answer
+
+    def save_assets(self, directory):
+        self.check_fitted()
+        _write_lines(os.path.join(directory, "tags.txt"), self.tags_)
+
+    def load_assets(self, directory):
+        path = os.path.join(directory, "tags.txt")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} is missing: the saved pipeline's tag list")
+        self._set_tags(_read_lines(path))
+
+
+@register("decoder", "entities")
+class EntityDecoder(TagDecoder):
+    """The ``tags`` decoder with entity-only answers by default (``include_tags: false``).
+
+    Example:
+        >>> EntityDecoder().include_tags
+        False
+    """
+
+    def __init__(self, scheme: str = "bioes", include_tags: bool = False):
+        Stage.__init__(self)  # Stage reads this frame's arguments, so skip TagDecoder.__init__
+        self.tags_ = None
+
+
+def _round_up(n: int, step: int = 8) -> int:
+    return max(step, -(-n // step) * step)
+
+
+class TaggingBatches(keras.utils.PyDataset):
+    """Length-bucketed, padded batches of tagged sentence pieces (a Keras ``PyDataset``).
+
+    Sentences of similar length share a batch and each batch is padded (after the tokens) to
+    its longest piece rounded up to a multiple of 8, so little time goes into padding and the
+    compiled step sees few distinct shapes. With ``shuffle`` the batches are re-drawn each epoch.
+
+    Yields ``(inputs, tag ids, token weights)`` (or only ``inputs`` without targets), where
+    ``inputs`` is a dict of the model's input arrays and the weights are 1 on real tokens.
+    """
+
+    def __init__(self, items, input_names, batch_size: int, shuffle: bool = True, seed: int = 0, with_targets: bool = True):
+        super().__init__()
+        self.items = items
+        self.input_names = list(input_names)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.with_targets = with_targets
+        self._rng = np.random.default_rng(seed)
+        self.lengths = np.array([len(it["token_ids"]) for it in items], dtype="int64")
+        self._make_batches()
+
+    def _make_batches(self):
+        n = len(self.items)
+        if self.shuffle:
+            keys = self.lengths + self._rng.uniform(-2.0, 2.0, size=n)
+            order = np.argsort(keys, kind="stable")
+        else:
+            order = np.argsort(self.lengths, kind="stable")
+        self.batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        if self.shuffle:
+            self._rng.shuffle(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def _shape(self, index):
+        chosen = [self.items[j] for j in self.batches[index]]
+        length = _round_up(max(len(it["token_ids"]) for it in chosen))
+        width = max((it["char_ids"].shape[1] for it in chosen), default=1) if "char_ids" in self.input_names else 0
+        return length, width
+
+    def __getitem__(self, index):
+        chosen = [self.items[j] for j in self.batches[index]]
+        length, width = self._shape(index)
+        if index == 0 and len(self.batches) > 1:
+            # Keras' TensorFlow adapter fixes every non-batch dimension that is equal in the
+            # first two batches; make them differ so time and word length stay variable.
+            other = self._shape(1)
+            length += 8 if length == other[0] else 0
+            width += 1 if width == other[1] else 0
+        inputs = {}
+        for name in self.input_names:
+            if name == "char_ids":
+                arr = np.zeros((len(chosen), length, width), dtype="int32")
+                for r, it in enumerate(chosen):
+                    a = it[name]
+                    arr[r, : a.shape[0], : a.shape[1]] = a
+            elif name == "bigram_ids":
+                arr = np.zeros((len(chosen), length, 2), dtype="int32")
+                for r, it in enumerate(chosen):
+                    arr[r, : len(it[name])] = it[name]
+            else:
+                arr = np.zeros((len(chosen), length), dtype="int32")
+                for r, it in enumerate(chosen):
+                    arr[r, : len(it[name])] = it[name]
+            inputs[name] = arr
+        if not self.with_targets:
+            return inputs
+        y = np.zeros((len(chosen), length), dtype="int32")
+        w = np.zeros((len(chosen), length), dtype="float32")
+        for r, it in enumerate(chosen):
+            y[r, : len(it["y"])] = it["y"]
+            w[r, : len(it["y"])] = 1.0
+        return inputs, y, w
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._make_batches()
+
+
+class EpochEndScorer(keras.callbacks.Callback):
+    """Adds the figures of ``score()`` (a dict) to the logs at the end of every epoch.
+
+    Put it first in the callback list so early stopping, checkpoints and the CSV log see them.
+    """
+
+    def __init__(self, score):
+        super().__init__()
+        self.score = score
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.score())
