@@ -98,7 +98,7 @@ def main(argv=None):
         report["dev"][f"beam_{beam}"] = result
         print(f"dev beam {beam}: BLEU {result['bleu']:.2f}  perplexity {result['perplexity']:.2f}  "
               f"({result['bleu_signature']}, decoded in {result['decode_seconds']}s)", flush=True)
-        for ex in result["examples"][:3]:
+        for ex in result["samples"][:3]:
             print("   ", ex)
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:

@@ -89,31 +89,65 @@ def _length_batches(lengths, batch_size, rng=None):
     return batches
 
 
-def _dataset(columns, n_inputs, batch_size, seed=None, shuffle=True):
-    """A ``keras.utils.PyDataset`` of length-bucketed, per-batch padded id arrays.
+class _Batches:
+    """Length-bucketed, per-batch padded id arrays; a new batch order each pass when shuffling.
 
     ``columns``: lists of id lists; the first ``n_inputs`` are model inputs, the last the target.
     """
+
+    def __init__(self, columns, n_inputs, batch_size, seed=None, shuffle=True):
+        self.columns, self.n_inputs, self.batch_size = columns, n_inputs, batch_size
+        self.rng = np.random.default_rng(seed) if shuffle else None
+        self.lengths = [len(r) for r in columns[-1]]
+        self.batches = _length_batches(self.lengths, batch_size, self.rng)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, idx):
+        index = self.batches[idx]
+        arrays = [_pad([col[i] for i in index]) for col in self.columns]
+        inputs = tuple(arrays[: self.n_inputs]) if self.n_inputs > 1 else arrays[0]
+        return inputs, arrays[-1]
+
+    def reshuffle(self):
+        if self.rng is not None:
+            self.batches = _length_batches(self.lengths, self.batch_size, self.rng)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+        self.reshuffle()
+
+
+def _dataset(columns, n_inputs, batch_size, seed=None, shuffle=True):
+    """Batches for ``Model.fit`` / ``evaluate``: a ``tf.data.Dataset`` on TensorFlow (declaring
+    every dimension variable, since batches differ in size and width), a
+    ``keras.utils.PyDataset`` on other backends."""
     import keras
+
+    batches = _Batches(columns, n_inputs, batch_size, seed=seed, shuffle=shuffle)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+        inputs_spec = tuple([spec] * n_inputs) if n_inputs > 1 else spec
+        ds = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=(inputs_spec, spec))
+        # A known length lets Keras count steps (and not warn that the data "ran out").
+        return ds.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
-            self.rng = np.random.default_rng(seed) if shuffle else None
-            self.batches = _length_batches([len(r) for r in columns[-1]], batch_size, self.rng)
 
         def __len__(self):
-            return len(self.batches)
+            return len(batches)
 
         def __getitem__(self, idx):
-            index = self.batches[idx]
-            arrays = [_pad([col[i] for i in index]) for col in columns]
-            inputs = tuple(arrays[:n_inputs]) if n_inputs > 1 else arrays[0]
-            return inputs, arrays[-1]
+            return batches[idx]
 
         def on_epoch_end(self):
-            if self.rng is not None:
-                self.batches = _length_batches([len(r) for r in columns[-1]], batch_size, self.rng)
+            batches.reshuffle()
 
     return Batches()
 
@@ -466,13 +500,14 @@ class TranslationPipeline(Pipeline):
         return answer
 
     # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self, texts, labels, batch_size=None, beam=None, examples: int = 5) -> dict:
+    def evaluate(self, texts, labels, batch_size=None, beam=None, samples: int = 5) -> dict:
         """Corpus BLEU (sacrebleu; ``13a`` or ``zh`` tokenizer by ``data.target_lang``) of the
         decoded translations, and the model's perplexity on the references.
 
         Returns:
             ``{"bleu", "bleu_signature", "bleu_tokenize", "lowercase", "perplexity",
-            "token_accuracy", "sentences", "beam_width", "examples"}``. With a target tokenizer
+            "token_accuracy", "sentences", "beam_width", "samples"}`` (``samples``: the first few
+            source / reference / translation triples). With a target tokenizer
             that lower-cases, BLEU is case-insensitive (``lowercase: true``).
         """
         from .bleu import corpus_bleu
@@ -499,8 +534,8 @@ class TranslationPipeline(Pipeline):
             "token_accuracy": scores["accuracy"],
             "sentences": len(sources),
             "beam_width": self.decoder.beam_width if beam is None else beam,
-            "examples": [
-                {"source": s, "reference": r, "translation": h} for s, r, h in list(zip(sources, targets, hyps))[:examples]
+            "samples": [
+                {"source": s, "reference": r, "translation": h} for s, r, h in list(zip(sources, targets, hyps))[:samples]
             ],
         }
 

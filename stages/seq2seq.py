@@ -307,6 +307,7 @@ class _GenerativeModel(RecurrentModel):
             callbacks=list(callbacks),
             verbose=verbose,
             initial_epoch=initial_epoch,
+            shuffle=False,  # the dataset shuffles its own length buckets
         )
         self.history_ = history.history
         return self
