@@ -64,12 +64,14 @@ EXTENSION_FORMATS = {
 }
 INPUT_FORMATS = ("auto", "text", "jsonl", "tsv", "csv", "conll")
 OUTPUT_FORMATS = ("jsonl", "tsv")
-DEFAULT_CHUNK_SIZE = 4096
+DEFAULT_CHUNK_SIZE = 2048
 MANIFEST_SUFFIX = ".ktp-resume.json"
 MANIFEST_VERSION = 1
 # Padded lengths are rounded up to a multiple of this so the model sees few distinct shapes
 # (each new shape can cost a retrace) while padding stays small.
 LENGTH_STEP = 8
+#: Chunks handed to the tokenizer pool ahead of the one the model is working on.
+PREFETCH = 2
 
 
 class BatchError(Exception):
@@ -215,8 +217,8 @@ def iter_rows(files, read_options: dict, position=None, stats=None, conll_reader
         position: a ``_Position`` to keep up to date (progress by bytes), or None.
         stats: a Counter for ``files``, ``file_errors``, ``blank_lines_skipped`` and
             ``files_cut_short``, or None.
-        conll_reader: ``callable(path) -> iterable of (line, tokens)`` for CoNLL files (the
-            tagging pipeline's own reader), or None.
+        conll_reader: ``callable(path) -> iterable of (line, tokens, error)`` for CoNLL
+            files (from the tagging pipeline's reader), or None.
     """
     position = position if position is not None else _Position()
     stats = stats if stats is not None else collections.Counter()
@@ -236,8 +238,8 @@ def iter_rows(files, read_options: dict, position=None, stats=None, conll_reader
                         f"{path}: CoNLL input needs a sequence-tagging pipeline that reads CoNLL files "
                         "(this pipeline has no CoNLL reader); give plain text, JSONL, TSV or CSV instead"
                     )
-                for lineno, tokens in conll_reader(path):
-                    yield (path, lineno, tokens, None)
+                for lineno, tokens, error in conll_reader(path):
+                    yield (path, lineno, None, error) if error else (path, lineno, tokens, None)
                 continue
             lines = _read_lines(path, encoding, position, stats)
             options = {
@@ -258,13 +260,13 @@ def iter_rows(files, read_options: dict, position=None, stats=None, conll_reader
                     yield _error_row(path, lineno, str(err))
                 else:
                     yield (path, lineno, text, None)
-        except (OSError, DataError) as err:
+        except (OSError, EOFError, zlib.error, DataError) as err:
             # Unreadable file (permissions, a broken link...) or a file-level format problem
             # (e.g. the text column is not in its header): one error row, then the next file.
             stats["file_errors"] += 1
             message = str(err)
-            if isinstance(err, OSError):
-                message = f"{path}: cannot read the file: {err.strerror or err}"
+            if isinstance(err, (OSError, EOFError, zlib.error)):
+                message = f"{path}: cannot read the file: {getattr(err, 'strerror', None) or err or type(err).__name__}"
             yield _error_row(path, getattr(err, "lineno", 0), message)
         finally:
             position.done += size
@@ -327,6 +329,16 @@ def _worker_encode(texts):
     return _encode_texts(_WORKER_ENCODE, texts)
 
 
+def _picklable(obj) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(obj)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
 class _Immediate:
     """A finished result with the ``AsyncResult.get`` interface."""
 
@@ -347,6 +359,10 @@ class _Encoder:
         self.pool = None
         if workers > 0:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            if method != "fork" and not _picklable(encode):
+                log.warning("This pipeline's tokenizer cannot be sent to worker processes here; tokenizing in the main process")
+                self.workers = 0
+                return
             context = multiprocessing.get_context(method)
             self.pool = context.Pool(workers, initializer=_init_worker, initargs=(encode, os.getpid()))
 
@@ -405,22 +421,6 @@ class _PipelineTokenize:
         return self.pipeline.tokenize(texts)
 
 
-class _PassTokens:
-    """Tokenize texts; rows that are already token lists (CoNLL input) pass through."""
-
-    def __init__(self, tokenize):
-        self.tokenize = tokenize
-
-    def __call__(self, texts):
-        todo = [i for i, t in enumerate(texts) if isinstance(t, str)]
-        if len(todo) == len(texts):
-            return self.tokenize(texts)
-        out = list(texts)
-        for i, tokens in zip(todo, self.tokenize([texts[i] for i in todo]) if todo else []):
-            out[i] = tokens
-        return out
-
-
 class Runner:
     """How one pipeline encodes texts (in workers) and predicts encoded rows (in this process).
 
@@ -451,7 +451,7 @@ class Runner:
             self._model = pipeline.stage("model").model_
             self._decoder = pipeline.stage("decoder")
         else:
-            self.encode = _PassTokens(self._tokenize_function(pipeline))
+            self.encode = self._tokenize_function(pipeline)
 
     @staticmethod
     def _fast_path_possible(pipeline) -> bool:
@@ -472,6 +472,8 @@ class Runner:
         tokenizers = [s for s in pipeline.stages.values() if getattr(s, "kind", None) == "tokenizer"]
         if isinstance(pipeline, ClassificationPipeline) and type(pipeline).tokenize is ClassificationPipeline.tokenize:
             return tokenizers[0].transform  # a stage object: cheap to send to any worker
+        # Other families tokenize their own way (token lists from CoNLL files included). The
+        # worker pool is forked on Linux, so the pipeline is inherited, not pickled.
         return _PipelineTokenize(pipeline)
 
     # -- prediction ---------------------------------------------------------------------------
@@ -596,8 +598,9 @@ class RowFormatter:
         return "\t".join(cells) + "\n"
 
 
-def process_chunk(rows, runner: Runner, formatter: RowFormatter, encoded=None) -> tuple[list[str], list[str]]:
-    """Predict one chunk of rows; returns ``(output lines, error messages)``, one line per row.
+def process_chunk(rows, runner: Runner, formatter: RowFormatter, encoded=None) -> tuple[list[str], list]:
+    """Predict one chunk of rows; returns ``(output lines, errors)``: one line per row, and per
+    row its error message or None.
 
     Args:
         rows: ``(file, line, text, error)`` tuples.
@@ -625,14 +628,13 @@ def process_chunk(rows, runner: Runner, formatter: RowFormatter, encoded=None) -
             errors[i] = f"{rows[i][0]}:{rows[i][1]}: {predict_errors[j]}"
         else:
             by_row[i] = answers[j]
-    lines, messages = [], []
+    lines, row_errors = [], []
     for i, (path, lineno, text, error) in enumerate(rows):
         if error is None and i not in by_row:
             error = errors.get(i) or f"{path}:{lineno}: the text is empty; this pipeline needs text to predict"
-        if error is not None:
-            messages.append(error)
+        row_errors.append(error)
         lines.append(formatter.format(path, lineno, text, by_row.get(i), error))
-    return lines, messages
+    return lines, row_errors
 
 
 def predictable_rows(rows, runner: Runner) -> list[int]:
@@ -725,8 +727,33 @@ def read_options_for(pipeline, format=None, text_column=None, header=None, encod
 
 
 def _conll_reader(pipeline):
-    reader = getattr(pipeline, "iter_conll_tokens", None)
-    return reader if callable(reader) else None
+    """A streaming CoNLL reader for tagging pipelines: ``path -> (line, tokens, error)``.
+
+    Uses the pipeline's own ``iter_conll_tokens(path)`` when it has one, else the tagging
+    family's column reader (``pipeline.conll``) with the pipeline's ``data`` options; None for
+    pipelines that do not tag tokens.
+    """
+    hook = getattr(pipeline, "iter_conll_tokens", None)
+    if callable(hook):
+        return hook
+    if getattr(pipeline, "task", None) != "tagging":
+        return None
+    try:
+        from . import conll
+    except ImportError:
+        return None
+    iter_columns = getattr(conll, "_iter_columns", None)
+    if iter_columns is None:
+        return None
+    options = dict(getattr(pipeline, "data", {}) or {})
+    if options.get("format") not in ("conll", "char"):
+        options["format"] = "conll"
+
+    def read(path):
+        for lineno, tokens, _, error in iter_columns(path, options, False):
+            yield lineno, tokens, (None if error is None else str(error))
+
+    return read
 
 
 def predict_files(
@@ -774,8 +801,11 @@ def predict_files(
 
     Returns:
         A summary dict: ``rows``, ``errors``, ``predicted``, ``files``, ``file_errors``,
-        ``files_cut_short``, ``blank_lines_skipped``, ``seconds``, ``rows_per_second``,
-        ``resumed_rows``, ``output``, ``error_examples`` (the first few error messages).
+        ``files_cut_short``, ``blank_lines_skipped``, ``seconds`` (all of it),
+        ``rows_per_second`` (rows predicted in this run over the time after loading the
+        model), ``resumed_rows``, ``output``, ``error_examples`` (the first few error
+        messages) and ``timings`` (seconds the main process spent loading, reading, waiting
+        for tokenizers, predicting and writing).
 
     Raises:
         BatchError: the output exists (without ``overwrite`` / ``resume``), the resume manifest
@@ -795,11 +825,12 @@ def predict_files(
         raise BatchError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
     if output.endswith(".gz"):
         raise BatchError(f"{output}: compressed output is not supported (it could not be resumed); write plain text and gzip it afterwards")
-    files = resolve_inputs(inputs)
     manifest_file = manifest_path(output)
+    files = _without_own_files(resolve_inputs(inputs), output, manifest_file)
     state = _check_output(output, manifest_file, resume, overwrite)
 
     pipeline, model_dir = _load(model)
+    t_loaded = time.perf_counter()
     read_options = read_options_for(pipeline, format, text_column, header, encoding)
     runner = Runner(pipeline, batch_size=batch_size, bucketing=bucketing)
     if workers is None:
@@ -894,17 +925,24 @@ def predict_files(
         start_position=state.get("position", 0) if state else 0,
     )
     encoder = _Encoder(runner.encode, workers)
+    timings = collections.Counter()
     try:
         pending = collections.deque()
-        for chunk in _chunked(rows, chunk_size):
+        chunks = _chunked(rows, chunk_size)
+        while True:
+            t = time.perf_counter()
+            chunk = next(chunks, None)
+            timings["read"] += time.perf_counter() - t
+            if chunk is None:
+                break
             wanted = predictable_rows(chunk, runner)
             handle = encoder.submit([chunk[i][2] for i in wanted])
             pending.append((chunk, handle, position()))
-            # Keep one chunk tokenizing in the pool while the model works on the one before.
-            while len(pending) > 1:
-                _finish(pending.popleft(), runner, formatter, encoder, commit, bar, lambda: rows_done)
+            # Keep the pool tokenizing up to PREFETCH chunks ahead while the model works.
+            while len(pending) > PREFETCH:
+                _finish(pending.popleft(), runner, formatter, encoder, commit, bar, lambda: rows_done, timings)
         while pending:
-            _finish(pending.popleft(), runner, formatter, encoder, commit, bar, lambda: rows_done)
+            _finish(pending.popleft(), runner, formatter, encoder, commit, bar, lambda: rows_done, timings)
         encoder.close()
     except BaseException:
         encoder.terminate()
@@ -918,7 +956,9 @@ def predict_files(
     for key in ("files", "file_errors", "files_cut_short", "blank_lines_skipped"):
         counts[key] += file_stats[key]
     seconds = time.perf_counter() - t0
+    working = time.perf_counter() - t_loaded
     new_rows = rows_done - resumed_rows
+    timings["load"] = t_loaded - t0
     return {
         "rows": counts["rows"],
         "errors": counts["errors"],
@@ -928,7 +968,8 @@ def predict_files(
         "files_cut_short": counts["files_cut_short"],
         "blank_lines_skipped": counts["blank_lines_skipped"],
         "seconds": round(seconds, 3),
-        "rows_per_second": round(new_rows / seconds, 1) if seconds > 0 else None,
+        # The rate leaves out loading the model: it is what a bigger corpus would see.
+        "rows_per_second": round(new_rows / working, 1) if working > 0 else None,
         "resumed_rows": resumed_rows,
         "output": output,
         "output_format": output_format,
@@ -936,15 +977,35 @@ def predict_files(
         "chunk_size": chunk_size,
         "batch_size": runner.batch_size,
         "error_examples": error_examples,
+        # Where the main process spent its time (tokenizing happens in the workers meanwhile).
+        "timings": {k: round(v, 3) for k, v in timings.items()},
     }
 
 
-def _finish(item, runner, formatter, encoder, commit, bar, rows_done):
+def _finish(item, runner, formatter, encoder, commit, bar, rows_done, timings):
     chunk, handle, position_now = item
+    t0 = time.perf_counter()
     encoded = encoder.collect(handle)
-    lines, messages = process_chunk(chunk, runner, formatter, encoded)
-    commit(lines, messages, len(chunk), position_now)
+    t1 = time.perf_counter()
+    lines, row_errors = process_chunk(chunk, runner, formatter, encoded)
+    t2 = time.perf_counter()
+    commit(lines, [e for e in row_errors if e is not None], len(chunk), position_now)
+    t3 = time.perf_counter()
+    timings["wait_for_tokenizers"] += t1 - t0
+    timings["predict"] += t2 - t1
+    timings["write"] += t3 - t2
     bar.update(rows_done(), position_now)
+
+
+def _without_own_files(files, output, manifest_file):
+    """Leave out the job's own output and manifest (an output written into an input folder)."""
+    own = {os.path.abspath(p) for p in (output, manifest_file, manifest_file + ".tmp")}
+    kept = [f for f in files if os.path.abspath(f) not in own]
+    if len(kept) < len(files):
+        log.info("Leaving the job's own output and manifest out of the inputs")
+    if not kept:
+        raise BatchError("No input files left once the output itself is left out")
+    return kept
 
 
 def _want_progress(progress, stream):
@@ -1076,6 +1137,8 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     beam.add_argument("--beam-option", action="append", default=[], type=_beam_option, metavar="KEY=VALUE",
                       help="a Beam pipeline option, e.g. runner=DirectRunner or direct_num_workers=2 (repeatable)")
     beam.add_argument("--shards", type=int, default=0, help="Beam output shards (default 0: the runner decides)")
+    beam.add_argument("--merge", action="store_true",
+                      help="after a Beam run, merge the shards into OUTPUT in input order (local files)")
     return parser
 
 
@@ -1087,6 +1150,8 @@ def predict_command(args) -> int:
     quiet = bool(getattr(args, "quiet", False))
     try:
         if getattr(args, "runner", "local") == "beam":
+            if args.resume:
+                raise BatchError("--resume is for --runner local; Beam runners retry failed work themselves")
             from .beam import run_beam
 
             summary = run_beam(
@@ -1105,10 +1170,11 @@ def predict_command(args) -> int:
                 bucketing=args.bucketing,
                 num_shards=args.shards,
                 overwrite=args.overwrite,
+                merge=args.merge,
             )
         else:
-            if args.beam_option:
-                raise BatchError("--beam-option needs --runner beam")
+            if args.beam_option or args.merge or args.shards:
+                raise BatchError("--beam-option, --shards and --merge need --runner beam")
             summary = predict_files(
                 args.model_dir,
                 args.inputs,

@@ -339,3 +339,46 @@ def test_add_predict_arguments_keeps_an_existing_model_dir_argument():
     add_predict_arguments(parser)
     args = parser.parse_args(["m", "--input", "a", "b", "-i", "c", "-o", "o.jsonl", "--beam-option", "x=1"])
     assert args.inputs == ["a", "b", "c"] and args.beam_option == ["x=1"] and args.runner == "local"
+
+
+# -- other task families ---------------------------------------------------------------------------
+def test_predict_files_reads_conll_sentences_for_a_tagger(tmp_path):
+    from pipeline import TASKS, Pipeline
+
+    if "tagging" not in TASKS:
+        pytest.skip("the tagging family is not available")
+    p = Pipeline.from_config({
+        "task": "tagging",
+        "stages": {
+            "tokenizer": {"type": "whitespace"},
+            "vocabulary": {},
+            "vectorizer": {"type": "embedding", "dim": 8, "max_length": 16},
+            "model": {"type": "rnn_tagger", "cell": "lstm", "units": 4, "output": "softmax"},
+            "decoder": {"type": "tags"},
+        },
+        "data": {"format": "conll", "scheme": "bio"},
+        "training": {"epochs": 1, "verbose": 0, "plots": False, "checkpoint": False, "csv_log": False},
+    })
+    p.fit([["Li", "Wei", "went", "home"], ["Ann", "met", "Bo"]], [["B-PER", "I-PER", "O", "O"], ["B-PER", "O", "B-PER"]])
+    (tmp_path / "in.conll").write_text("Li\nWei\nwent\n\nAnn\nmet\nBo\n", encoding="utf-8")
+    _write(tmp_path / "in.txt", ["Li Wei went home", ""])
+    summary = predict_files(p, [str(tmp_path / "in.conll"), str(tmp_path / "in.txt")], str(tmp_path / "out.jsonl"), workers=1)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert [(os.path.basename(r["file"]), r["line"]) for r in rows] == [("in.conll", 1), ("in.conll", 5), ("in.txt", 1), ("in.txt", 2)]
+    assert rows[0]["tokens"] == ["Li", "Wei", "went"] and len(rows[0]["tags"]) == 3
+    assert rows[2]["tokens"] == ["Li", "Wei", "went", "home"] and summary["errors"] == 0
+
+
+def test_iter_rows_reports_conll_files_without_a_tagging_pipeline(tmp_path):
+    from pipeline.batch import iter_rows
+
+    (tmp_path / "a.conll").write_text("Li B-PER\n", encoding="utf-8")
+    rows = list(iter_rows([str(tmp_path / "a.conll")], {"format": "auto"}))
+    assert len(rows) == 1 and "CoNLL input needs a sequence-tagging pipeline" in rows[0][3]
+
+
+def test_predict_files_leaves_its_own_output_out_of_an_input_folder(tmp_path, pipeline):
+    _write(tmp_path / "a.txt", ["好", "差"])
+    out = str(tmp_path / "out.txt")
+    predict_files(pipeline, str(tmp_path), out, workers=0)
+    assert [os.path.basename(r["file"]) for r in _rows(out)] == ["a.txt", "a.txt"]

@@ -1,0 +1,91 @@
+"""Tests of pipeline.beam: the Beam batch-prediction job on the DirectRunner.
+
+These need the optional ``beam`` extra (``pip install 'keras-text-pipeline[beam]'``); without
+apache_beam they are skipped.
+"""
+
+import json
+import os
+
+import pytest
+
+beam = pytest.importorskip(
+    "apache_beam", reason="apache_beam is not installed: pip install 'keras-text-pipeline[beam]' to run the Beam tests"
+)
+
+from pipeline.batch import BatchError, predict_files  # noqa: E402
+from pipeline.beam import existing_shards, run_beam  # noqa: E402
+
+POS = ["很好看", "非常喜欢", "服务很好", "质量不错", "推荐购买"]
+NEG = ["太难看了", "非常讨厌", "服务很差", "质量很差", "不会再来"]
+CHARS = "很好看太难喜欢讨厌非常差劲服务质量不错推荐购买会再来"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny saved char-level classifier (LSTM, 4 units, 1 epoch)."""
+    from pipeline import Pipeline
+
+    p = Pipeline.from_config({
+        "stages": {
+            "tokenizer": {"type": "char"},
+            "vocabulary": {},
+            "vectorizer": {"type": "embedding", "dim": 8, "max_length": 24},
+            "model": {"type": "rnn_classifier", "cell": "lstm", "units": 4},
+            "decoder": {"type": "label"},
+        },
+        "training": {"epochs": 1, "batch_size": 4, "verbose": 0, "plots": False, "checkpoint": False, "csv_log": False},
+    })
+    p.fit(POS + NEG, ["pos"] * 5 + ["neg"] * 5)
+    path = str(tmp_path_factory.mktemp("beam_model") / "model")
+    p.save(path)
+    return path
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    import random
+
+    rng = random.Random(11)
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for k in range(3):
+        lines = ["".join(rng.choice(CHARS) for _ in range(rng.randint(0, 30))) for _ in range(120)]
+        (folder / f"part{k}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "part3.txt").write_bytes(b"\xe5\xa5\xbd\n\xff broken\n")
+    return str(folder)
+
+
+def _rows(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_run_beam_matches_the_single_machine_output(tmp_path, model_dir, corpus):
+    local = str(tmp_path / "local.jsonl")
+    predict_files(model_dir, corpus, local, workers=0, chunk_size=50)
+    merged = str(tmp_path / "beam" / "out.jsonl")
+    os.makedirs(os.path.dirname(merged))
+    summary = run_beam(model_dir, corpus, merged, chunk_size=50, num_shards=2, merge=True)
+    assert len(summary["shards"]) == 2 and all(os.path.basename(s).startswith("out-0000") for s in summary["shards"])
+    assert summary["rows"] == 362 and summary["errors"] == 1
+    a, b = _rows(local), _rows(merged)
+    assert [(r["file"], r["line"], r.get("label"), "error" in r) for r in a] == [
+        (r["file"], r["line"], r.get("label"), "error" in r) for r in b
+    ]
+    assert max(abs(r["score"] - s["score"]) for r, s in zip(a, b) if "score" in r) < 1e-6
+
+
+def test_run_beam_writes_tsv_shards_with_a_header(tmp_path, model_dir, corpus):
+    out = str(tmp_path / "out.tsv")
+    run_beam(model_dir, corpus, out, num_shards=1)
+    (shard,) = existing_shards(out)
+    lines = open(shard, encoding="utf-8").read().splitlines()
+    assert lines[0].split("\t") == ["file", "line", "label", "score", "error"] and len(lines) == 363
+
+
+def test_run_beam_refuses_existing_shards(tmp_path, model_dir, corpus):
+    out = str(tmp_path / "out.jsonl")
+    (tmp_path / "out-00000-of-00001.jsonl").write_text("old\n")
+    with pytest.raises(BatchError, match="already exist"):
+        run_beam(model_dir, corpus, out)
