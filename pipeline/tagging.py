@@ -347,6 +347,7 @@ class TaggingPipeline(Pipeline):
         seed: int | None = None,
         verbose=None,
         resume: bool = False,
+        callbacks=None,
     ):
         """Fit every stage on tagged sentences and train the tagger.
 
@@ -365,12 +366,14 @@ class TaggingPipeline(Pipeline):
                 features included, and train its model on for ``epochs`` more epochs from its
                 current weights and optimizer state. Entities of types it does not know are
                 left out of the targets and counted in ``alignment_``.
+            callbacks: extra Keras callbacks, run after the pipeline's own.
 
         Returns:
             self (Keras history in ``history_``; alignment counts in ``alignment_``).
         """
         options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
         set_seed(options["seed"])
+        callbacks_extra = list(callbacks or [])
         tokenizer, vocabulary, vectorizer, model, decoder = (self.stage(k) for k in self.required_kinds)
         if resume:
             self.check_fitted()
@@ -425,6 +428,7 @@ class TaggingPipeline(Pipeline):
             for callback in callbacks:
                 if getattr(callback, "monitor", None) == "val_accuracy" and getattr(callback, "mode", None) == "auto":
                     callback.mode = "max"  # written by the scorer, so Keras cannot infer it
+        callbacks.extend(callbacks_extra or [])
         model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=callbacks, verbose=options["verbose"])
         self.history_ = model.history_
         if output_dir:
@@ -461,22 +465,15 @@ class TaggingPipeline(Pipeline):
         pieces = [None] * len(items)
         for b in range(len(batches)):
             idx = batches.batches[b]
-            inputs = batches[b]
-            scores = model.transform(inputs)
-            mask = inputs["token_ids"] != 0
-            if model.uses_crf:
-                crf = model.crf
-                tags = np.asarray(crf.viterbi(scores, mask)[0])
-                alpha, beta, log_z = (np.asarray(v) for v in crf.forward_backward(scores, mask))
-            else:
-                tags = scores.argmax(axis=-1)
+            out = model.decode_batch(batches[b])
             for row, j in enumerate(idx):
                 n = len(items[j]["token_ids"])
-                piece = {"tags": tags[row, :n].astype("int64")}
+                piece = {"tags": out["tags"][row, :n].astype("int64")}
                 if model.uses_crf:
-                    piece.update(alpha=alpha[row, :n], beta=beta[row, :n], emissions=scores[row, :n], log_z=float(log_z[row]))
+                    piece.update(alpha=out["alpha"][row, :n], beta=out["beta"][row, :n],
+                                 emissions=out["scores"][row, :n], log_z=float(out["log_z"][row]))
                 else:
-                    piece["probs"] = scores[row, :n]
+                    piece["probs"] = out["probs"][row, :n]
                 pieces[j] = piece
         if model.uses_crf:
             trans = np.asarray(model.crf.effective_transitions()[0])

@@ -260,6 +260,49 @@ class CRF(keras.layers.Layer):
         return probs
 
 
+class CRFDecoding(keras.layers.Layer):
+    """Decodes a CRF's per-token scores inside a model: Viterbi tags plus forward-backward scores.
+
+    Built at run time on top of a trained tagger (it shares the ``crf`` layer's weights and is
+    never saved), so decoding runs compiled like any model call instead of op by op.
+
+    Args:
+        crf: the trained ``CRF`` layer.
+
+    Returns (from ``call``):
+        ``[tags, scores, log_alpha, log_beta, log_z]``: int32 tags ``(batch, time)`` (0 on
+        padding), the per-token scores passed through, and the outputs of
+        ``CRF.forward_backward``.
+    """
+
+    def __init__(self, crf: CRF, **kwargs):
+        super().__init__(**kwargs)
+        self.crf = crf
+        if keras.backend.backend() == "tensorflow":
+            self.supports_jit = False
+
+    def call(self, potentials, mask=None):
+        tags, _ = self.crf.viterbi(potentials, mask)
+        log_alpha, log_beta, log_z = self.crf.forward_backward(potentials, mask)
+        return [tags, ops.cast(potentials, "float32"), log_alpha, log_beta, log_z]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return [input_shape[:2], input_shape, input_shape, input_shape, input_shape[:1]]
+
+    def compute_output_spec(self, potentials, mask=None):
+        shape = potentials.shape
+        return [
+            keras.KerasTensor(shape[:2], dtype="int32"),
+            keras.KerasTensor(shape, dtype="float32"),
+            keras.KerasTensor(shape, dtype="float32"),
+            keras.KerasTensor(shape, dtype="float32"),
+            keras.KerasTensor(shape[:1], dtype="float32"),
+        ]
+
+
 def _pack(emissions, steps):
     # One tensor to scan over: the TensorFlow scan of Keras cannot take several inputs when
     # the number of steps is unknown while tracing.

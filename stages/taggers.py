@@ -346,6 +346,7 @@ class RNNTagger(RecurrentModel):
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_jieba"] = None
+        state["_decoder"] = state["_decoder_of"] = None
         return state
 
     # -- the network ------------------------------------------------------------------------
@@ -422,6 +423,27 @@ class RNNTagger(RecurrentModel):
         """Per-token tag scores for one padded batch (a dict of input arrays)."""
         self.check_fitted()
         return np.asarray(self.model_.predict_on_batch(batch))
+
+    def decode_batch(self, batch) -> dict:
+        """Tags for one padded batch, with what entity scores need.
+
+        Returns:
+            ``{"tags"}`` plus, for a CRF, ``scores`` (per-token tag scores), ``alpha``, ``beta``
+            and ``log_z`` (forward-backward, see ``CRF.forward_backward``); for softmax,
+            ``probs``. Viterbi and forward-backward run in a compiled model sharing the CRF.
+        """
+        self.check_fitted()
+        if not self.uses_crf:
+            probs = np.asarray(self.model_.predict_on_batch(batch))
+            return {"tags": probs.argmax(axis=-1), "probs": probs}
+        if getattr(self, "_decoder", None) is None or self._decoder_of is not self.model_:
+            from .crf import CRFDecoding
+
+            outputs = CRFDecoding(self.crf, name="crf_decoding")(self.model_.output)
+            self._decoder = keras.Model(self.model_.input, outputs, name="crf_decoder")
+            self._decoder_of = self.model_
+        tags, scores, alpha, beta, log_z = (np.asarray(v) for v in self._decoder.predict_on_batch(batch))
+        return {"tags": tags, "scores": scores, "alpha": alpha, "beta": beta, "log_z": log_z}
 
     @property
     def crf(self) -> CRF:
