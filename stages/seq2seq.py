@@ -215,6 +215,7 @@ class MaskedAccuracy(keras.metrics.Metric):
 
     def __init__(self, name: str = "accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
+        self._direction = "up"  # lets checkpoint / early-stopping callbacks pick mode="max"
         self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
@@ -240,6 +241,7 @@ class Perplexity(keras.metrics.Metric):
 
     def __init__(self, name: str = "perplexity", **kwargs):
         super().__init__(name=name, **kwargs)
+        self._direction = "down"
         self.nll = self.add_variable(shape=(), initializer="zeros", name="nll")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 

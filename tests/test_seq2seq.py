@@ -278,6 +278,17 @@ def test_translation_predict_tokens_matches_predict(trained):
     assert p.predict_tokens(p.tokenize(sources[:3])) == p.predict(sources[:3])
 
 
+def test_translation_fit_writes_a_run_folder_with_checkpoint(tmp_path):
+    sources, targets = _toy_pairs(8)
+    config = _config()
+    config["training"].update({"checkpoint": True, "restore_best": True, "plots": True})
+    p = Pipeline.from_config(config)
+    p.fit(sources, targets, validation_data=(sources[:4], targets[:4]), epochs=2, output_dir=str(tmp_path / "run"))
+    for name in ("pipeline.yaml", "metrics.json", "history.csv", "training_curves.png", "checkpoints/best.keras"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert "bleu" in __import__("json").loads((tmp_path / "run" / "metrics.json").read_text())["dev"]
+
+
 def test_translation_fit_refuses_unpaired_data():
     p = Pipeline.from_config(_config())
     with pytest.raises(ValueError, match="2 source sentences but 1 targets"):
