@@ -543,6 +543,12 @@ class TaggingPipeline(Pipeline):
         """Tag raw strings (or token lists); see ``predict_tokens`` for the answer layout."""
         return self.predict_tokens(self.tokenize(texts), batch_size)
 
+    def export(self, directory: str, **kwargs) -> dict:
+        """Export a TensorFlow SavedModel with decoding in the graph; see ``pipeline.tagging_export``."""
+        from .tagging_export import export_tagging
+
+        return export_tagging(self, directory, **kwargs)
+
     @property
     def labels(self) -> list[str]:
         """The entity types the tagger knows."""

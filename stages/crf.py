@@ -266,6 +266,9 @@ class CRFDecoding(keras.layers.Layer):
     Built at run time on top of a trained tagger (it shares the ``crf`` layer's weights and is
     never saved), so decoding runs compiled like any model call instead of op by op.
 
+    Called on ``[scores, token_ids]``: the token ids give the mask (0 is padding), so decoding
+    does not depend on Keras mask propagation.
+
     Args:
         crf: the trained ``CRF`` layer.
 
@@ -281,7 +284,9 @@ class CRFDecoding(keras.layers.Layer):
         if keras.backend.backend() == "tensorflow":
             self.supports_jit = False
 
-    def call(self, potentials, mask=None):
+    def call(self, inputs):
+        potentials, token_ids = inputs
+        mask = ops.not_equal(token_ids, 0)
         tags, _ = self.crf.viterbi(potentials, mask)
         log_alpha, log_beta, log_z = self.crf.forward_backward(potentials, mask)
         return [tags, ops.cast(potentials, "float32"), log_alpha, log_beta, log_z]
@@ -289,11 +294,8 @@ class CRFDecoding(keras.layers.Layer):
     def compute_mask(self, inputs, mask=None):
         return None
 
-    def compute_output_shape(self, input_shape):
-        return [input_shape[:2], input_shape, input_shape, input_shape, input_shape[:1]]
-
-    def compute_output_spec(self, potentials, mask=None):
-        shape = potentials.shape
+    def compute_output_spec(self, inputs):
+        shape = inputs[0].shape
         return [
             keras.KerasTensor(shape[:2], dtype="int32"),
             keras.KerasTensor(shape, dtype="float32"),

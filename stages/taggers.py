@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections import Counter
 
 import keras
@@ -44,18 +45,33 @@ BIGRAM_EDGE = "<s>"
 
 
 def word_shape(token: str) -> int:
-    """The id in ``CASES`` of a token's shape."""
-    if token.isdigit():
-        return 1
-    if any(c.isdigit() for c in token):
-        return 2
-    if not any(c.isalpha() for c in token):
+    """The id in ``CASES`` of a token's shape, from the Unicode categories of its characters.
+
+    ``digits``: every character a decimal digit (Nd); ``has_digit``: some; ``other``: no letter
+    (L*); ``upper``: no lowercase (Ll) but some upper/title-case (Lu, Lt) letter; ``title``: an
+    upper/title-case first character and none after it; ``lower``: no upper/title-case letter
+    at all (this includes caseless scripts such as Chinese); ``mixed``: the rest. The SavedModel
+    export computes the same with regular expressions over these categories.
+
+    Example:
+        >>> [CASES[word_shape(t)] for t in ("Oslo", "EU", "1996", "re-elect", "iPhone", ",")]
+        ['title', 'upper', 'digits', 'lower', 'mixed', 'other']
+    """
+    cats = [unicodedata.category(c) for c in token]
+    if not cats:
         return 7
-    if token.isupper():
+    if all(c == "Nd" for c in cats):
+        return 1
+    if "Nd" in cats:
+        return 2
+    if not any(c.startswith("L") for c in cats):
+        return 7
+    upper = [c in ("Lu", "Lt") for c in cats]
+    if "Ll" not in cats and any(upper):
         return 3
-    if token[0].isupper() and (len(token) == 1 or token[1:].islower()):
+    if upper[0] and not any(upper[1:]):
         return 4
-    if token.islower():
+    if not any(upper):
         return 5
     return 6
 
@@ -101,8 +117,10 @@ class CharEncoder(keras.layers.Layer):
         char_ids = ops.cast(char_ids, "int32")
         shape = ops.shape(char_ids)
         flat = ops.reshape(char_ids, (-1, shape[2]))
-        x = self.embedding(flat)
         present = ops.not_equal(flat, 0)
+        # Padding characters become zero vectors, like the convolution's own edge padding, so
+        # a word's vector does not depend on how wide its batch is padded.
+        x = self.embedding(flat) * ops.cast(present, self.compute_dtype)[:, :, None]
         if self.kind == "cnn":
             h = self.encoder(x)
             # Max over the real characters only; a word with none (padding) gets zeros.
@@ -380,8 +398,12 @@ class RNNTagger(RecurrentModel):
         x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="token_features")(parts)
         if self.input_dropout:
             x = keras.layers.Dropout(self.input_dropout, name="input_dropout")(x)
+        # The padding mask is given to the recurrent layers explicitly: Keras 3 loses it when
+        # Concatenate joins a masked input (the word embeddings) with unmasked ones (features),
+        # and the backward direction would then read the padding.
+        mask = ops.not_equal(inputs["token_ids"], 0)
         for i in range(self.layers):
-            x = self._recurrent(return_sequences=True, name=f"rnn_{i + 1}")(x)
+            x = self._recurrent(return_sequences=True, name=f"rnn_{i + 1}")(x, mask=mask)
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="tagger_dropout")(x)
         scores = keras.layers.Dense(n_tags, name="tag_scores")(x)
@@ -439,7 +461,8 @@ class RNNTagger(RecurrentModel):
         if getattr(self, "_decoder", None) is None or self._decoder_of is not self.model_:
             from .crf import CRFDecoding
 
-            outputs = CRFDecoding(self.crf, name="crf_decoding")(self.model_.output)
+            token_ids = self.model_.input["token_ids"] if isinstance(self.model_.input, dict) else self.model_.input
+            outputs = CRFDecoding(self.crf, name="crf_decoding")([self.model_.output, token_ids])
             self._decoder = keras.Model(self.model_.input, outputs, name="crf_decoder")
             self._decoder_of = self.model_
         tags, scores, alpha, beta, log_z = (np.asarray(v) for v in self._decoder.predict_on_batch(batch))

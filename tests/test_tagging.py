@@ -126,6 +126,34 @@ def test_crf_entity_scores_are_marginal_probabilities(en_crf):
     assert all(0.5 < e["score"] <= 1.0 for e in confident)
 
 
+def test_crf_predictions_do_not_depend_on_the_batch(en_crf):
+    alone = en_crf.predict(["Anna met Bob"])[0]
+    together = en_crf.predict(["Anna met Bob", "Carl Lind works for Acme Corp in Rome , says Bob . " * 3])[0]
+    assert alone["tags"] == together["tags"]
+    assert [e["score"] for e in alone["entities"]] == pytest.approx([e["score"] for e in together["entities"]], abs=1e-5)
+
+
+def test_crf_entity_score_is_the_probability_of_its_tags(en_crf):
+    import itertools
+
+    from pipeline.tagging import _Example
+    from stages.taggers import TaggingBatches
+
+    sentence = en_crf.tokenize(["Acme Corp hired"])[0]
+    result = en_crf._run([sentence])[0]
+    items = en_crf._encode([_Example(sentence, None)], with_targets=False)
+    scores = en_crf.stage("model").decode_batch(TaggingBatches(items, en_crf._input_names(), 4, shuffle=False, with_targets=False)[0])["scores"][0, :3]
+    trans, start, end = (np.asarray(v) for v in en_crf.stage("model").crf.effective_transitions())
+    paths = np.array(list(itertools.product(range(scores.shape[1]), repeat=3)))
+    log_p = start[paths[:, 0]] + end[paths[:, 2]] + scores[np.arange(3), paths].sum(axis=1)
+    log_p += trans[paths[:, 0], paths[:, 1]] + trans[paths[:, 1], paths[:, 2]]
+    prob = np.exp(log_p - np.logaddexp.reduce(log_p))
+    for span, score in zip(result["spans"], result["scores"]):
+        same = (paths[:, span.start : span.end] == result["tag_ids"][span.start : span.end]).all(axis=1)
+        assert score == pytest.approx(prob[same].sum(), rel=1e-4)
+    assert result["spans"]
+
+
 def test_tagger_accepts_token_lists_and_tokenized_batches(en_crf):
     by_text = en_crf.predict(["Anna met Bob"])
     by_tokens = en_crf.predict([["Anna", "met", "Bob"]])

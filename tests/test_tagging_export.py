@@ -1,0 +1,98 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from pipeline import Pipeline  # noqa: E402
+from pipeline.export import ExportError  # noqa: E402
+from pipeline.tagging_export import golden_check  # noqa: E402
+
+from test_tagging import EN_TAGS, EN_TOKENS, ZH_SPANS, ZH_TEXTS, tagging_config  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def en_export(tmp_path_factory):
+    # max_length 4 makes most samples long, so splitting runs in the graph too.
+    p = Pipeline.from_config(tagging_config(max_length=4, char_features="cnn", char_dim=4, char_units=4, case_features=True))
+    p.fit(EN_TOKENS * 3, EN_TAGS * 3, epochs=6)
+    path = str(tmp_path_factory.mktemp("export") / "saved_model")
+    report = p.export(path, samples=["Carl met Anna in Oslo .", "Acme Corp hired Bob Lind in Rome today", "", "ÉLAN ｘ 1996"])
+    return p, path, report
+
+
+def test_tagging_export_passes_its_golden_check(en_export):
+    _, _, report = en_export
+    assert report["checked"] and report["n_samples"] == 4
+    assert set(report["signatures"]) == {"serving_default", "serve_text"}
+    assert "entity_score" in report["signatures"]["serving_default"]["outputs"]
+
+
+def test_tagging_export_tags_tokens_with_viterbi_in_the_graph(en_export):
+    p, path, _ = en_export
+    loaded = tf.saved_model.load(path)
+    tokens = tf.constant([["Anna", "met", "Bob", "in", "Oslo", "."], ["Acme", "Corp", "", "", "", ""]])
+    out = loaded.signatures["serving_default"](tokens=tokens)
+    tags = [[t.decode() for t in row[:n]] for row, n in zip(out["tags"].numpy(), out["lengths"].numpy())]
+    assert tags == [a["tags"] for a in p.predict([["Anna", "met", "Bob", "in", "Oslo", "."], ["Acme", "Corp"]])]
+    assert out["num_entities"].numpy().tolist() == [len(a["entities"]) for a in p.predict(["Anna met Bob in Oslo .", "Acme Corp"])]
+
+
+def test_tagging_export_golden_check_notices_a_changed_model(en_export, tmp_path):
+    p, path, _ = en_export
+    crf = p.stage("model").crf
+    saved = crf.transitions.numpy()
+    try:
+        crf.transitions.assign(saved + np.random.default_rng(0).normal(0, 5.0, saved.shape).astype("float32"))
+        with pytest.raises(ExportError, match="disagrees with the Python pipeline"):
+            golden_check(p, path, ["Anna met Bob in Oslo .", "Carl Lind works for Acme Corp in Rome ."])
+    finally:
+        crf.transitions.assign(saved)
+
+
+def test_tagging_export_of_char_level_chinese_returns_spans_of_the_raw_text(tmp_path):
+    cfg = tagging_config(tokenizer="char", output="softmax", bigram_features=True, bigram_dim=4,
+                         data={"scheme": "bio", "long_sentences": "truncate"}, max_length=6)
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=8)
+    texts = ["王芳 在 北京工作。", "张伟和李红去上海工作。"]
+    report = p.export(str(tmp_path / "sm"), samples=texts + ["", "ＡＢ 张伟"])
+    assert report["checked"]
+    out = tf.saved_model.load(str(tmp_path / "sm")).signatures["serve_text"](text=tf.constant(texts))
+    for i, answer in enumerate(p.predict(texts)):
+        n = int(out["num_entities"][i])
+        got = [(out["entity_type"][i][j].numpy().decode(), int(out["entity_start"][i][j]), int(out["entity_end"][i][j]),
+                out["entity_text"][i][j].numpy().decode()) for j in range(n)]
+        assert got == [(e["type"], e["start"], e["end"], e["text"]) for e in answer["entities"]]
+
+
+def test_tagging_export_refuses_word_boundary_features(tmp_path):
+    cfg = tagging_config(tokenizer="char", word_boundary=True, boundary_dim=2)
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
+    with pytest.raises(ExportError, match="word_boundary features, which need jieba"):
+        p.export(str(tmp_path / "sm"))
+    assert not os.path.exists(tmp_path / "sm")
+
+
+@pytest.mark.slow
+def test_tagging_export_from_the_jax_backend(tmp_path):
+    pytest.importorskip("jax")
+    tests = os.path.dirname(os.path.abspath(__file__))
+    script = textwrap.dedent(
+        f"""
+        import sys; sys.path.insert(0, {tests!r})
+        from pipeline import Pipeline
+        from test_tagging import EN_TOKENS, EN_TAGS, tagging_config
+        p = Pipeline.from_config(tagging_config()).fit(EN_TOKENS * 3, EN_TAGS * 3, epochs=3)
+        r = p.export({str(tmp_path / "sm")!r}, samples=["Anna met Bob in Oslo .", ""])
+        assert r["checked"] and r["keras_backend"] == "jax", r
+        print("JAX-EXPORT-OK")
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
+                            cwd=os.path.dirname(tests))
+    assert "JAX-EXPORT-OK" in result.stdout, result.stderr[-3000:]
