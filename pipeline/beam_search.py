@@ -159,6 +159,7 @@ def beam_search(
     alpha=0.0,
     source_length=None,
     banned_ids=(),
+    n_best=None,
 ):
     """Beam search over a batch: all sentences and all their beams advance together.
 
@@ -167,6 +168,11 @@ def beam_search(
             banned_ids: as in ``greedy_search``.
         beam_width: hypotheses kept per sentence (>= 1).
         alpha: length-penalty exponent (>= 0).
+        n_best: how many of the returned hypotheses must be final when the search stops
+            early (default: all ``beam_width``). A sentence is done once its ``n_best``-th
+            finished hypothesis beats anything a live one could still reach; asking for
+            fewer lets a batch stop sooner (the rows after ``n_best`` may then be less
+            complete than a longer search would make them).
 
     Returns:
         ``(tokens, scores, attention)``: int32 ``(batch, beam_width, max_length)``, the
@@ -194,12 +200,13 @@ def beam_search(
     else:
         alive_attn = fin_attn = ops.zeros((1,), "float32")
     best_possible_penalty = length_penalty(max_length, alpha)
+    final = k if n_best is None else max(1, min(int(n_best), k))
 
     def cond(i, tokens, alive_seq, alive_logp, fin_seq, fin_score, alive_attn, fin_attn, *state):
         # A sentence is done when its worst kept finished hypothesis beats the best any live
         # one could still reach (log-probabilities only fall; the penalty is largest at max_length).
         bound = alive_logp[:, 0] / best_possible_penalty
-        done = ops.greater_equal(fin_score[:, k - 1], bound)
+        done = ops.greater_equal(fin_score[:, final - 1], bound)
         return ops.logical_and(i < max_length, ops.logical_not(ops.all(done)))
 
     def body(i, tokens, alive_seq, alive_logp, fin_seq, fin_score, alive_attn, fin_attn, *state):

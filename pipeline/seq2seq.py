@@ -392,18 +392,21 @@ class TranslationPipeline(Pipeline):
         self._searches = {}
 
     # -- decoding ---------------------------------------------------------------------------
-    def _search(self, beam_width, max_length, length_penalty, attention=False):
+    def _search(self, beam_width, max_length, length_penalty, attention=False, n_best=1):
         from pipeline.beam_search import check_search_options
 
         vocab = self.side("vocabulary", "target")
         check_search_options(beam_width, max_length, length_penalty, len(vocab), path=f"stages.{self._name_of(self.decoder)}")
-        key = (beam_width, max_length, float(length_penalty), attention)
+        n_best = max(1, min(int(n_best), beam_width))
+        key = (beam_width, max_length, float(length_penalty), attention, n_best)
         cache = self.__dict__.setdefault("_searches", {})
         if key not in cache:
-            cache[key] = self.model.search_model(vocab.id_of(BOS), vocab.id_of(EOS), beam_width, max_length, length_penalty, attention)
+            cache[key] = self.model.search_model(
+                vocab.id_of(BOS), vocab.id_of(EOS), beam_width, max_length, length_penalty, attention, n_best
+            )
         return cache[key]
 
-    def search_ids(self, source_ids, beam=None, max_length=None, length_penalty=None, batch_size=None, attention=False) -> dict:
+    def search_ids(self, source_ids, beam=None, max_length=None, length_penalty=None, batch_size=None, attention=False, n_best=1) -> dict:
         """Decode lists of source ids, batched: sentences are sorted by length, cut into
         batches of ``batch_size`` and each batch is searched at once.
 
@@ -417,7 +420,7 @@ class TranslationPipeline(Pipeline):
         beam = d.beam_width if beam is None else beam
         max_length = d.max_length if max_length is None else max_length
         alpha = d.length_penalty if length_penalty is None else length_penalty
-        search = self._search(beam, max_length, alpha, attention)
+        search = self._search(beam, max_length, alpha, attention, n_best)
         batch_size = batch_size or self.training["predict_batch_size"]
         n = len(source_ids)
         tokens = np.zeros((n, beam, max_length), dtype=np.int32)
@@ -442,10 +445,11 @@ class TranslationPipeline(Pipeline):
         self.check_fitted()
         if not tokens:
             return []
-        out = self.search_ids(self._source_ids(tokens), beam=beam, batch_size=batch_size)
+        n_best = n_best or self.decoder.n_best
+        out = self.search_ids(self._source_ids(tokens), beam=beam, batch_size=batch_size, n_best=n_best)
         vocab = self.side("vocabulary", "target")
         k = out["tokens"].shape[1]
-        return self.decoder.decode(out["tokens"], out["scores"], vocab, vocab.id_of(EOS), self.target_language, n_best=min(n_best or self.decoder.n_best, k))
+        return self.decoder.decode(out["tokens"], out["scores"], vocab, vocab.id_of(EOS), self.target_language, n_best=min(n_best, k))
 
     def predict(self, texts, batch_size=None, beam=None, n_best=None) -> list[dict]:
         """Translate ``texts``: one dict per text with ``translation``, ``tokens`` and ``score``

@@ -540,21 +540,22 @@ class RNNSeq2Seq(_GenerativeModel):
             context if self._attention is not None else None,
         )
 
-    def search_model(self, bos_id: int, eos_id: int, beam_width: int = 1, max_length: int = 50, length_penalty: float = 0.0, attention: bool = False):
+    def search_model(self, bos_id: int, eos_id: int, beam_width: int = 1, max_length: int = 50, length_penalty: float = 0.0, attention: bool = False, n_best: int = 1):
         """A Keras model mapping padded source ids to decoded target ids (greedy when
         ``beam_width`` is 1, else beam search), usable with ``predict`` and in an export.
+        ``n_best``: how many hypotheses must be final before a sentence stops early.
 
         Its outputs are ``{"tokens": (batch, beams, max_length), "scores": (batch, beams)}``
         plus ``"attention": (batch, beams, max_length, source_length)`` when asked for.
         """
         self.check_fitted()
-        return SearchModel(self, bos_id, eos_id, beam_width, max_length, length_penalty, attention)
+        return SearchModel(self, bos_id, eos_id, beam_width, max_length, length_penalty, attention, n_best)
 
 
 class SearchModel(keras.Model):
     """Greedy or beam search around a fitted ``RNNSeq2Seq`` (shares its layers and weights)."""
 
-    def __init__(self, stage, bos_id, eos_id, beam_width, max_length, length_penalty, attention=False):
+    def __init__(self, stage, bos_id, eos_id, beam_width, max_length, length_penalty, attention=False, n_best=1):
         super().__init__(name="search")
         self.stage = stage
         self.encoder = stage.encoder_model_
@@ -565,6 +566,7 @@ class SearchModel(keras.Model):
         self.beam_width, self.max_length = int(beam_width), int(max_length)
         self.length_penalty = float(length_penalty)
         self.with_attention = bool(attention) and stage._attention is not None
+        self.n_best = int(n_best)
         self.built = True
 
     def call(self, source_ids):
@@ -589,7 +591,7 @@ class SearchModel(keras.Model):
             attn = ops.expand_dims(attn, 1) if attn is not None else None
         else:
             tokens, scores, attn = beam_search(
-                self.stage.step, state, context, beam_width=self.beam_width, alpha=self.length_penalty, **common
+                self.stage.step, state, context, beam_width=self.beam_width, alpha=self.length_penalty, n_best=self.n_best, **common
             )
         out = {"tokens": tokens, "scores": scores}
         if attn is not None:

@@ -136,3 +136,13 @@ def test_check_search_options_refuses_bad_beam_width(beam, vocab, match):
 def test_check_search_options_refuses_negative_length_penalty():
     with pytest.raises(ConfigError, match="length_penalty must be a number >= 0"):
         check_search_options(2, 20, -1.0, 10)
+
+
+def test_beam_search_n_best_1_keeps_the_exact_best_hypothesis():
+    weights, h0, bias = _setup(batch=4, seed=7)
+    tokens, scores, _ = beam_search(_keras_step(weights), [h0], [bias], 4, BOS, EOS, 7, 3, 0.6, n_best=1)
+    tokens, scores = ops.convert_to_numpy(tokens), ops.convert_to_numpy(scores)
+    for b in range(4):
+        ref_score, ref_seq = _reference_beam(weights, h0[b].astype(np.float64), bias[b].astype(np.float64), 3, 7, 0.6)[0]
+        assert tokens[b, 0, : len(ref_seq)].tolist() == ref_seq
+        assert scores[b, 0] == pytest.approx(ref_score, rel=1e-4, abs=1e-4)
