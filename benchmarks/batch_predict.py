@@ -8,8 +8,8 @@
 2. memory: peak resident memory of ``ktp predict`` over a large corpus against a small one (the
    large one a repetition of the small one); streaming should keep them level. Target: <= 1.2x.
 
-Both sides run as separate processes, one after the other, in the same invocation, so they
-share the machine's load at that moment; rates count from the first input row to the last
+Both sides run as separate processes, one after the other, in the same invocation (which goes
+first alternates from round to round), so they share the machine's load at that moment; rates count from the first input row to the last
 output row (model loading excluded), and the wall time including start-up is printed too.
 
 The corpus is built from the ChnSentiCorp texts (train + dev, cycled in a fixed shuffled order)
@@ -194,6 +194,9 @@ def _rss_kb(pid):
 def run_measured(cmd, env=None):
     """Run ``cmd``; returns (wall seconds, peak RSS of the main process kB, peak summed RSS of its
     process tree kB, stdout)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     peak_main = peak_tree = 0
@@ -212,29 +215,32 @@ def run_measured(cmd, env=None):
     stop.set()
     sampler.join()
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0,):
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    return wall, peak_main, peak_tree, out, err
+    # CPU seconds of the process and all its (waited-for) descendants, start-up included.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, peak_main, peak_tree, out, err, cpu
 
 
 def run_ktp(model_dir, input_path, output_path, extra=()):
     summary_path = output_path + ".summary.json"
     cmd = [sys.executable, "-m", "pipeline.batch", model_dir, "--input", input_path, "--output", output_path,
            "--overwrite", "--quiet", "--summary-json", summary_path, *extra]
-    wall, peak_main, peak_tree, _, _ = run_measured(cmd)
+    wall, peak_main, peak_tree, _, _, cpu = run_measured(cmd)
     with open(summary_path, encoding="utf-8") as f:
         summary = json.load(f)
     return {"rows": summary["rows"], "errors": summary["errors"], "seconds": summary["seconds"],
-            "rows_per_second": summary["rows_per_second"], "wall_seconds": round(wall, 1),
+            "rows_per_second": summary["rows_per_second"], "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
             "peak_rss_main_mb": round(peak_main / 1024), "peak_rss_tree_mb": round(peak_tree / 1024),
             "workers": summary["workers"], "chunk_size": summary["chunk_size"], "batch_size": summary["batch_size"]}
 
 
 def run_baseline(model_dir, input_path, output_path):
     cmd = [sys.executable, os.path.abspath(__file__), "baseline", model_dir, input_path, output_path]
-    wall, peak_main, _, out, _ = run_measured(cmd)
+    wall, peak_main, _, out, _, cpu = run_measured(cmd)
     result = json.loads(out.strip().splitlines()[-1])
-    result.update(wall_seconds=round(wall, 1), peak_rss_main_mb=round(peak_main / 1024))
+    result.update(wall_seconds=round(wall, 1), cpu_seconds=round(cpu, 1), peak_rss_main_mb=round(peak_main / 1024))
     return result
 
 
@@ -277,11 +283,16 @@ def cmd_speed(args):
     extra = [] if args.workers is None else ["--workers", str(args.workers)]
     results = {"lines": args.lines, "corpus_lines": args.corpus_lines, "model": model, "machine_before": before, "rounds": []}
     for r in range(args.rounds):
-        base = run_baseline(model, corpus, os.path.join(args.workdir, "baseline.jsonl"))
-        ours = run_ktp(model, corpus, os.path.join(args.workdir, "ktp.jsonl"), extra)
+        # Alternate which side goes first, so a drift in the machine's load hits both alike.
+        if r % 2 == 0:
+            base = run_baseline(model, corpus, os.path.join(args.workdir, "baseline.jsonl"))
+            ours = run_ktp(model, corpus, os.path.join(args.workdir, "ktp.jsonl"), extra)
+        else:
+            ours = run_ktp(model, corpus, os.path.join(args.workdir, "ktp.jsonl"), extra)
+            base = run_baseline(model, corpus, os.path.join(args.workdir, "baseline.jsonl"))
         ratio = ours["rows_per_second"] / base["rows_per_second"]
         same = agreement(os.path.join(args.workdir, "baseline.jsonl"), os.path.join(args.workdir, "ktp.jsonl"))
-        round_result = {"baseline": base, "ktp_predict": ours, "speedup": round(ratio, 2),
+        round_result = {"first": "baseline" if r % 2 == 0 else "ktp_predict", "load_average": machine()["load_average"], "baseline": base, "ktp_predict": ours, "speedup": round(ratio, 2),
                         "wall_speedup": round(base["wall_seconds"] / ours["wall_seconds"], 2), "label_agreement": round(same, 4)}
         results["rounds"].append(round_result)
         print(json.dumps(round_result), flush=True)

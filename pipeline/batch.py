@@ -40,6 +40,8 @@ import signal
 import sys
 import time
 import zlib
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -340,17 +342,48 @@ def _picklable(obj) -> bool:
 
 
 class _Immediate:
-    """A finished result with the ``AsyncResult.get`` interface."""
+    """Encoding done in this process, behind the same ``get()`` as the pool's handles."""
 
     def __init__(self, fn, *args):
         self._fn, self._args = fn, args
 
-    def get(self, timeout=None):
+    def get(self):
         return [self._fn(*self._args)]
 
 
+class _Pending:
+    """The futures of one chunk's pieces, and the pieces, so this process can take over any
+    piece no worker has started when it needs the results (it would only wait otherwise)."""
+
+    def __init__(self, futures, pieces, encode):
+        self.futures = futures
+        self.pieces = pieces
+        self.encode = encode
+
+    def get(self):
+        results = [None] * len(self.futures)
+        try:
+            # Workers take pieces from the front; this process helps from the back.
+            for i in reversed(range(len(self.futures))):
+                if self.futures[i].cancel():
+                    results[i] = _encode_texts(self.encode, self.pieces[i])
+            for i, future in enumerate(self.futures):
+                if results[i] is None:
+                    results[i] = future.result()
+        except BrokenProcessPool:
+            raise BatchError(
+                "A tokenizer worker process died (killed, or out of memory?). The chunks finished so far "
+                "are saved: rerun with --resume, perhaps with fewer --workers or a smaller --chunk-size"
+            ) from None
+        return results
+
+
 class _Encoder:
-    """Runs the pipeline's pure-Python encoding (tokenisation) in a process pool, or inline."""
+    """Runs the pipeline's pure-Python encoding (tokenisation) in a process pool, or inline.
+
+    A ``ProcessPoolExecutor`` rather than ``multiprocessing.Pool``: if a worker dies, the
+    waiting chunk fails with an error instead of waiting forever.
+    """
 
     def __init__(self, encode, workers: int, pieces_per_worker: int = 4):
         self.encode = encode
@@ -363,8 +396,12 @@ class _Encoder:
                 log.warning("This pipeline's tokenizer cannot be sent to worker processes here; tokenizing in the main process")
                 self.workers = 0
                 return
-            context = multiprocessing.get_context(method)
-            self.pool = context.Pool(workers, initializer=_init_worker, initargs=(encode, os.getpid()))
+            self.pool = ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_init_worker,
+                initargs=(encode, os.getpid()),
+            )
 
     def submit(self, texts):
         """Start encoding ``texts``; returns a handle whose ``get()`` gives the results."""
@@ -372,10 +409,10 @@ class _Encoder:
             return _Immediate(_encode_texts, self.encode, texts)
         step = max(1, math.ceil(len(texts) / self.pieces))
         pieces = [texts[i: i + step] for i in range(0, len(texts), step)]
-        return self.pool.map_async(_worker_encode, pieces)
+        return _Pending([self.pool.submit(_worker_encode, piece) for piece in pieces], pieces, self.encode)
 
     @staticmethod
-    def collect(handle, offsets=None):
+    def collect(handle):
         """Join a handle's pieces: ``(results, {index: error})``."""
         results, errors = [], {}
         for part, part_errors in handle.get():
@@ -386,14 +423,18 @@ class _Encoder:
 
     def close(self):
         if self.pool is not None:
-            self.pool.close()
-            self.pool.join()
+            self.pool.shutdown(wait=True)
             self.pool = None
 
     def terminate(self):
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            processes = list((getattr(self.pool, "_processes", None) or {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+            for process in processes:
+                process.join(timeout=5)
             self.pool = None
 
 

@@ -312,6 +312,47 @@ def test_predict_files_resume_after_sigkill_matches_an_uninterrupted_run(tmp_pat
     assert not os.path.exists(manifest)
 
 
+class _DieOn:
+    """An encoder whose worker process (never the test's own) dies on the text "die"."""
+
+    def __init__(self):
+        self.parent = os.getpid()
+
+    def __call__(self, texts):
+        if "die" in texts and os.getpid() != self.parent:
+            os._exit(3)
+        return [list(t) for t in texts]
+
+
+def test_encoder_fails_with_advice_when_a_worker_dies():
+    import concurrent.futures
+
+    from pipeline.batch import _Encoder
+
+    encoder = _Encoder(_DieOn(), workers=1)
+    try:
+        assert encoder.collect(encoder.submit(["ab"])) == ([["a", "b"]], {})
+        handle = encoder.submit(["die"])
+        concurrent.futures.wait(handle.futures)  # let the worker take it (and die)
+        with pytest.raises(BatchError, match="worker process died.*--resume"):
+            encoder.collect(handle)
+    finally:
+        encoder.terminate()
+
+
+def test_encoder_lets_this_process_help_with_pieces_no_worker_started():
+    from pipeline.batch import _Encoder
+
+    encoder = _Encoder(_DieOn(), workers=1)
+    try:
+        texts = [f"t{i}" for i in range(40)]
+        handles = [encoder.submit(texts) for _ in range(3)]
+        for handle in handles:
+            assert encoder.collect(handle) == ([list(t) for t in texts], {})
+    finally:
+        encoder.close()
+
+
 # -- command line ------------------------------------------------------------------------------------
 def _parse(argv):
     parser = argparse.ArgumentParser()
