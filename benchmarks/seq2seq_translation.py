@@ -8,6 +8,7 @@ repository root::
     python benchmarks/seq2seq_translation.py multi30k_de_en
     python benchmarks/seq2seq_translation.py cmn_en --max-minutes 30 --json-out /tmp/cmn.json
     python benchmarks/seq2seq_translation.py multi30k_de_en --max-train 10000 --epochs 3
+    python benchmarks/seq2seq_translation.py multi30k_de_en --resume saved_models/m30k --epochs 5 --output saved_models/m30k_more
 
 The corpora are not shipped; the configs read them from ``../shared/data`` (see their comments).
 Figures are dev-set figures (the best epoch is chosen on dev loss).
@@ -37,6 +38,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-dev", type=int, help="evaluate on the first N dev pairs only")
     parser.add_argument("--max-minutes", type=float, help="stop training after the epoch that passes this wall-clock budget")
     parser.add_argument("--beam", type=int, action="append", help="beam widths to evaluate (default: 1 and the config's)")
+    parser.add_argument("--resume", metavar="DIR", help="continue training a pipeline saved by an earlier run for --epochs more epochs")
     parser.add_argument("--output", help="save the trained pipeline here")
     parser.add_argument("--json-out", help="write the report as JSON here")
     return parser.parse_args(argv)
@@ -50,7 +52,7 @@ def main(argv=None):
     from pipeline import Pipeline
 
     path = args.config if args.config.endswith(".yaml") else os.path.join("data", "configs", f"{args.config}.yaml")
-    p = Pipeline.from_yaml(path)
+    p = Pipeline.load(args.resume) if args.resume else Pipeline.from_yaml(path)
     train, dev = p.read(p.data["train"]), p.read(p.data["dev"])
     src, tgt = train.texts[: args.max_train], train.labels[: args.max_train]
     dsrc, dtgt = dev.texts[: args.max_dev], dev.labels[: args.max_dev]
@@ -76,7 +78,18 @@ def main(argv=None):
     base_callbacks = p._callbacks
     p._callbacks = lambda *a, **k: base_callbacks(*a, **k) + [Clock()]
     t0 = time.perf_counter()
-    p.fit(src, tgt, validation_data=(dsrc, dtgt), epochs=args.epochs, output_dir=args.output)
+    if args.resume:
+        # Continue from the saved weights and optimizer state on the same data.
+        options = p._options({"epochs": args.epochs})
+        tok_s, tok_t = p.tokenize(src), p.tokenize_targets(tgt)
+        train = p._pairs(tok_s, tok_t, options["batch_size"], seed=options["seed"] + 1)
+        val = p._pairs(p.tokenize(dsrc), p.tokenize_targets(dtgt), options["predict_batch_size"], shuffle=False)
+        p.model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=p._callbacks(options, None, True), verbose=options["verbose"])
+        p.history_ = p.model.history_
+        if args.output:
+            p.save(args.output)
+    else:
+        p.fit(src, tgt, validation_data=(dsrc, dtgt), epochs=args.epochs, output_dir=args.output)
     train_s = time.perf_counter() - t0
 
     report = {
