@@ -78,8 +78,9 @@ def _pad(rows, multiple: int = 8) -> np.ndarray:
 
 
 def _length_batches(lengths, batch_size, rng=None):
-    """Index batches of similar lengths (little padding); shuffled lengths-within-noise when
-    ``rng`` is given, sorted otherwise."""
+    """Index batches of sentences of similar length (little padding). With ``rng`` the lengths
+    get a little noise (so batches differ between epochs) and the batch order is shuffled;
+    without, batches come shortest first."""
     lengths = np.asarray(lengths, dtype=np.float64)
     key = lengths + (rng.uniform(0, 2, size=len(lengths)) if rng is not None else 0)
     order = np.argsort(key, kind="stable")
