@@ -2,15 +2,17 @@
 
 ``predict_files`` (and ``ktp predict``) runs a saved pipeline over text files of any size:
 
-- **Streaming.** Input rows are read lazily from plain text, JSONL, TSV or CSV files (gzip or
-  not), given as files, folders or glob patterns, and handled ``chunk_size`` rows at a time, so
-  memory depends on the chunk size and not on the corpus size.
+- **Streaming.** Input rows are read lazily from plain text, JSONL, TSV or CSV files (and
+  CoNLL files for tagging pipelines), gzip or not, given as files, folders or glob patterns, and
+  handled ``chunk_size`` rows at a time, so memory depends on the chunk size and not on the
+  corpus size.
 - **One output row per input row**, in input order, each naming its source ``file`` and
   ``line``. Rows that cannot be predicted (undecodable bytes, a malformed JSON line, a file cut
   short, an unreadable file) become rows with an ``error`` field; nothing is dropped.
 - **Fast on one machine.** Tokenisation runs in a pool of worker processes while the model
-  works on the previous chunk; within a chunk, rows are sorted by length so each batch carries
-  little padding, and the answers are put back in input order.
+  works on the previous chunk (the main process helps when it would otherwise wait); within a
+  chunk, rows are sorted by length so each batch carries little padding, and the answers are
+  put back in input order.
 - **Resumable.** Every finished chunk is appended to the output and recorded in a small
   manifest next to it (``OUTPUT.ktp-resume.json``); a run killed at any point and restarted
   with ``resume=True`` continues after the last recorded chunk and ends with the same output

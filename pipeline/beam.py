@@ -138,7 +138,7 @@ def existing_shards(output: str) -> list[str]:
     return sorted(glob.glob(glob.escape(prefix) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]" + glob.escape(suffix)))
 
 
-def build_beam_pipeline(root, files, model_dir, output, read_options, handler, output_format, header, num_shards):
+def build_beam_pipeline(root, files, output, read_options, handler, header, num_shards):
     """Add the prediction transforms to a Beam pipeline ``root``; returns the write result."""
     prefix, suffix = shard_paths(output)
     lines = (
@@ -238,7 +238,7 @@ def run_beam(
     options = PipelineOptions(flags)
     header_line = RowFormatter(output_format, include_text, keys).header()
     root = beam.Pipeline(options=options)
-    build_beam_pipeline(root, files, model_dir, output, read_options, handler, output_format, header_line, num_shards)
+    build_beam_pipeline(root, files, output, read_options, handler, header_line, num_shards)
     result = root.run()
     result.wait_until_finish()
     counts = _counters(result)

@@ -89,3 +89,18 @@ def test_run_beam_refuses_existing_shards(tmp_path, model_dir, corpus):
     (tmp_path / "out-00000-of-00001.jsonl").write_text("old\n")
     with pytest.raises(BatchError, match="already exist"):
         run_beam(model_dir, corpus, out)
+
+
+def test_predict_command_runs_the_beam_runner(tmp_path, model_dir, corpus, capsys):
+    import argparse
+
+    from pipeline.batch import add_predict_arguments, predict_command
+
+    parser = argparse.ArgumentParser()
+    add_predict_arguments(parser)
+    out = str(tmp_path / "cli.jsonl")
+    args = parser.parse_args([model_dir, "-i", corpus, "-o", out, "--runner", "beam", "--shards", "2", "--merge",
+                              "--beam-option", "direct_num_workers=1"])
+    assert predict_command(args) == 1  # the corpus holds one undecodable line
+    assert "362 rows, 1 errors" in capsys.readouterr().err
+    assert len(_rows(out)) == 362
