@@ -411,16 +411,17 @@ class TaggingPipeline(Pipeline):
 
             val = TaggingBatches(self._encode(dev_examples, True, {}), self._input_names(), options["batch_size"], shuffle=False)
 
+        from stages.taggers import EpochEndScorer, TaggingBatches
+
+        train = TaggingBatches(train_items, self._input_names(), options["batch_size"], shuffle=True, seed=options["seed"] or 0)
         if not resume:
             model.build(
                 vectorizer.input_layer(len(vocabulary)),
                 n_tags=len(decoder.tags_),
                 constraints=allowed_transitions(decoder.tags_, decoder.scheme),
                 initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
+                steps_per_epoch=len(train),
             )
-        from stages.taggers import EpochEndScorer, TaggingBatches
-
-        train = TaggingBatches(train_items, self._input_names(), options["batch_size"], shuffle=True, seed=options["seed"] or 0)
         callbacks = self._callbacks(options, output_dir, val is not None)
         if dev_examples is not None:
             # First, so early stopping, the checkpoint and the CSV log see its figures.

@@ -345,3 +345,13 @@ def test_tagging_pipeline_runs_on_the_jax_backend(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
                             cwd=os.path.dirname(tests))
     assert "JAX-OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_learning_rate_decay_lowers_the_rate_per_epoch_and_survives_saving(tmp_path):
+    p = Pipeline.from_config(tagging_config(learning_rate_decay=0.5))
+    p.fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=2)  # 2 batches of 4 per epoch
+    optimizer = p.stage("model").model_.optimizer
+    assert float(optimizer.learning_rate) == pytest.approx(0.05 / (1 + 0.5 * 2))
+    p.save(str(tmp_path))
+    loaded = Pipeline.load(str(tmp_path)).stage("model").model_.optimizer
+    assert float(loaded.learning_rate) == pytest.approx(float(optimizer.learning_rate))
