@@ -10,8 +10,8 @@ ensure_backend()
 from .base import Stage  # noqa: E402
 from .decoders import LabelDecoder  # noqa: E402
 from .models import RNNClassifier  # noqa: E402
-from .seq2seq import RNNLanguageModel, RNNSeq2Seq, SamplerDecoder, TextDecoder  # noqa: E402,F401
-from .taggers import EntityDecoder, RNNTagger, TagDecoder  # noqa: E402,F401
+from .seq2seq import RNNLanguageModel, RNNSeq2Seq, SamplerDecoder, TextDecoder  # noqa: E402
+from .taggers import EntityDecoder, RNNTagger, TagDecoder  # noqa: E402
 from .tokenizers import CharTokenizer, JiebaTokenizer, NLTKTokenizer, Tokenizer, WhitespaceTokenizer  # noqa: E402
 from .vectorizers import EmbeddingVectorizer, OneHotVectorizer  # noqa: E402
 from .vocabulary import Vocabulary  # noqa: E402
@@ -28,4 +28,11 @@ __all__ = [
     "EmbeddingVectorizer",
     "RNNClassifier",
     "LabelDecoder",
+    "RNNTagger",
+    "TagDecoder",
+    "EntityDecoder",
+    "RNNSeq2Seq",
+    "RNNLanguageModel",
+    "TextDecoder",
+    "SamplerDecoder",
 ]
