@@ -295,12 +295,12 @@ class TaggingPipeline(Pipeline):
             return [(0, limit)]
         return [(a, min(a + limit, n)) for a in range(0, n, limit)]
 
-    def _report_long(self, sentences, what: str):
+    def _report_long(self, sentences, what: str, level=logging.WARNING):
         limit = self.stage("vectorizer").max_length
         n_long = sum(1 for s in sentences if limit is not None and len(s) > limit)
         if n_long:
             action = "truncated (data.long_sentences: truncate)" if self.data["long_sentences"] == "truncate" else "split into pieces (data.long_sentences: split)"
-            log.warning("%d of %d %s sentences are longer than max_length=%d tokens and were %s", n_long, len(sentences), what, limit, action)
+            log.log(level, "%d of %d %s sentences are longer than max_length=%d tokens and were %s", n_long, len(sentences), what, limit, action)
         return n_long
 
     # -- encoding ---------------------------------------------------------------------------
@@ -528,7 +528,8 @@ class TaggingPipeline(Pipeline):
         sentences = self.tokenize(tokens)
         if not sentences:
             return []
-        self._report_long(sentences, "input")
+        # Each such answer also says so ("pieces" / "truncated"), so a log line at INFO is enough.
+        self._report_long(sentences, "input", logging.INFO)
         decoder = self.stage("decoder")
         answers = []
         for sentence, result in zip(sentences, self._run(sentences, batch_size)):

@@ -223,7 +223,7 @@ def test_softmax_tagger_scores_entities_by_token_probabilities():
 def test_long_sentences_are_split_and_reported(en_crf, caplog):
     p = Pipeline.from_config(tagging_config(max_length=4))
     p.fit(EN_TOKENS * 3, EN_TAGS * 3, epochs=2)
-    with caplog.at_level("WARNING", logger="ktp"):
+    with caplog.at_level("INFO", logger="ktp"):
         answer = p.predict(["Carl works for Acme Corp in Rome ."])[0]
     assert answer["pieces"] == 2 and len(answer["tags"]) == 8
     assert "longer than max_length=4 tokens and were split" in caplog.text
