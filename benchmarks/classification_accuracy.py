@@ -221,7 +221,12 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    result = run(args)
+    from pipeline.errors import ConfigError, DataError
+
+    try:
+        result = run(args)
+    except (ConfigError, DataError) as err:
+        raise SystemExit(f"{type(err).__name__}: {err}") from None
     print(
         f"\n{result['corpus']}: dev accuracy {100 * result['dev_accuracy']:.2f} %, "
         f"macro-F1 {100 * result['dev_macro_f1']:.2f} % (best epoch {result['best_epoch']} of {result['epochs_run']})"
