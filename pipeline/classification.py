@@ -72,6 +72,7 @@ class ClassificationPipeline(Pipeline):
         batch_size: int | None = None,
         seed: int | None = None,
         verbose=None,
+        callbacks=None,
     ):
         """Fit every stage on ``texts`` and ``labels`` and train the model.
 
@@ -84,6 +85,7 @@ class ClassificationPipeline(Pipeline):
                 with ``history.csv``, ``checkpoints/best.keras``, ``metrics.json`` and PNG
                 pictures (training curves, dev confusion matrix).
             epochs, batch_size, seed, verbose: override the ``training`` section.
+            callbacks: extra Keras callbacks, run after the pipeline's own.
 
         Returns:
             self (the Keras history is in ``history_``).
@@ -134,7 +136,7 @@ class ClassificationPipeline(Pipeline):
             validation_data=val,
             epochs=options["epochs"],
             batch_size=options["batch_size"],
-            callbacks=self._callbacks(options, output_dir, val is not None),
+            callbacks=self._callbacks(options, output_dir, val is not None) + list(callbacks or ()),
             verbose=options["verbose"],
         )
         self.history_ = model.history_

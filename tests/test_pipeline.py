@@ -165,3 +165,18 @@ def test_pipeline_reads_its_data_format(tmp_path):
     config["data"] = {"format": "fasttext"}
     corpus = Pipeline.from_config(config).read(str(path))
     assert corpus.labels == ["1", "0"]
+
+
+def test_pipeline_fit_runs_extra_callbacks(zh_data):
+    import keras
+
+    seen = []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+
+    config = tiny_config()
+    config["training"]["epochs"] = 2
+    Pipeline.from_config(config).fit(*zh_data, callbacks=[Count()])
+    assert seen == [0, 1]
