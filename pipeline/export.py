@@ -106,15 +106,32 @@ def export_saved_model(
         ['text']
     """
     require_tensorflow("Exporting a SavedModel")
-    import keras
-
     _check_exportable(pipeline)
     samples = _samples(pipeline, samples)
     if not isinstance(atol, (int, float)) or isinstance(atol, bool) or not atol >= 0:
         raise ValueError(f"atol must be a number >= 0. Received: atol={atol!r}")
+    return write_checked(
+        directory,
+        overwrite,
+        write=lambda staging: _write(pipeline, staging),
+        write_in_tensorflow=lambda staging: _write_in_tensorflow_process(pipeline, staging),
+        golden=(lambda staging: golden_check(pipeline, staging, samples, atol=atol)) if check else None,
+    )
+
+
+def write_checked(directory, overwrite, write, write_in_tensorflow, golden=None) -> dict:
+    """Write a SavedModel beside ``directory``, check it, then move it into place atomically.
+
+    Shared by every task family's export. ``write(staging)`` writes under the TensorFlow
+    backend, ``write_in_tensorflow(staging)`` from another backend (through a TensorFlow child
+    process); both return the signature report. ``golden(staging)`` compares the written model
+    with the Python pipeline and raises ExportError on a difference; nothing is left at
+    ``directory`` then.
+    """
+    import keras
+
     directory = os.path.abspath(os.fspath(directory))
     _check_destination(directory, overwrite)
-
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
     # A hidden sibling folder (same file system, so the final move is atomic), made with
@@ -123,16 +140,11 @@ def export_saved_model(
     os.makedirs(staging)
     backend = keras.backend.backend()
     try:
-        if backend == "tensorflow":
-            report = _write(pipeline, staging)
-        else:
-            report = _write_in_tensorflow_process(pipeline, staging)
-        report["checked"] = False
-        report["n_samples"] = 0
-        report["max_score_difference"] = None
-        if check:
+        report = write(staging) if backend == "tensorflow" else write_in_tensorflow(staging)
+        report.update(checked=False, n_samples=0, max_score_difference=None)
+        if golden is not None:
             try:
-                report.update(golden_check(pipeline, staging, samples, atol=atol))
+                report.update(golden(staging))
             except ExportError as err:
                 raise ExportError(f"{err}\nNothing was written to {directory}.") from None
             report["checked"] = True

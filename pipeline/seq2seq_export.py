@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 
-import numpy as np
 import yaml
 
 from .backend import require_tensorflow
@@ -68,42 +65,19 @@ def export_translation(pipeline, directory: str, samples=None, check: bool = Tru
         ExportError: the SavedModel disagrees with the Python pipeline (first differences listed).
     """
     require_tensorflow("Exporting a SavedModel")
-    import keras
-
     ex = _helpers()
     try:
         pipeline.check_fitted()
     except NotFittedError as err:
         raise NotFittedError(f"Cannot export: {err}") from None
     samples = _samples(pipeline, samples)
-    directory = os.path.abspath(os.fspath(directory))
-    ex._check_destination(directory, overwrite)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(directory)}.export-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    os.makedirs(staging)
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            report = _write(pipeline, staging)
-        else:
-            report = _write_in_tensorflow_process(pipeline, staging)
-        report.update({"checked": False, "n_samples": 0, "max_score_difference": None})
-        if check:
-            try:
-                report.update(golden_check(pipeline, staging, samples, atol=atol))
-            except ex.ExportError as err:
-                raise ex.ExportError(f"{err}\nNothing was written to {directory}.") from None
-            report["checked"] = True
-        if os.path.isdir(directory):
-            ex._remove_saved_model(directory)
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    report["path"] = directory
-    report["keras_backend"] = backend
-    return report
+    return ex.write_checked(
+        directory,
+        overwrite,
+        write=lambda staging: _write(pipeline, staging),
+        write_in_tensorflow=lambda staging: _write_in_tensorflow_process(pipeline, staging),
+        golden=(lambda staging: golden_check(pipeline, staging, samples, atol=atol)) if check else None,
+    )
 
 
 def _samples(pipeline, samples):

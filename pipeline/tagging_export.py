@@ -29,18 +29,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 
-import numpy as np
 import yaml
 
 from .backend import require_tensorflow
 from .errors import NotFittedError
-from .export import DEFAULT_SAMPLES, ExportError, GraphTokenizer, _check_destination, _remove_saved_model, space_code_points
+from .export import DEFAULT_SAMPLES, ExportError, GraphTokenizer, space_code_points, write_checked
 
 TOKENS_SIGNATURE = "serving_default"
 TEXT_SIGNATURE = "serve_text"
@@ -69,35 +66,15 @@ def export_tagging(pipeline, directory: str, samples=None, check: bool = True, o
         ExportError: the pipeline cannot be exported, or the SavedModel disagrees with it.
     """
     require_tensorflow("Exporting a SavedModel")
-    import keras
-
     _check_exportable(pipeline)
     samples = _samples(pipeline, samples)
-    directory = os.path.abspath(os.fspath(directory))
-    _check_destination(directory, overwrite)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(directory)}.export-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    os.makedirs(staging)
-    backend = keras.backend.backend()
-    try:
-        report = _write(pipeline, staging) if backend == "tensorflow" else _write_in_tensorflow_process(pipeline, staging)
-        report.update(checked=False, n_samples=0, max_score_difference=None)
-        if check:
-            try:
-                report.update(golden_check(pipeline, staging, samples, atol=atol))
-            except ExportError as err:
-                raise ExportError(f"{err}\nNothing was written to {directory}.") from None
-            report["checked"] = True
-        if os.path.isdir(directory):
-            _remove_saved_model(directory)
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    report["path"] = directory
-    report["keras_backend"] = backend
-    return report
+    return write_checked(
+        directory,
+        overwrite,
+        write=lambda staging: _write(pipeline, staging),
+        write_in_tensorflow=lambda staging: _write_in_tensorflow_process(pipeline, staging),
+        golden=(lambda staging: golden_check(pipeline, staging, samples, atol=atol)) if check else None,
+    )
 
 
 def _check_exportable(pipeline):
