@@ -108,7 +108,12 @@ def main(argv=None) -> int:
     t1 = time.perf_counter()
     report = pipeline.evaluate(dev.texts, dev.labels)
     eval_seconds = time.perf_counter() - t1
-    best = max(epochs, key=lambda e: e.get("val_accuracy", 0.0)) if epochs else None
+    # The epoch the pipeline restored: the best by training.monitor.
+    monitor = pipeline.training["monitor"]
+    best = None
+    if epochs and any(monitor in e for e in epochs):
+        pick = min if monitor == "val_loss" else max
+        best = pick((e for e in epochs if monitor in e), key=lambda e: e[monitor])
     result = {
         "corpus": args.corpus,
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
@@ -120,6 +125,7 @@ def main(argv=None) -> int:
         "target_f1_percent": target,
         "target_met": 100 * report["f1"] >= target,
         "epochs_run": len(epochs),
+        "monitor": monitor,
         "best_epoch": best["epoch"] if best else None,
         "epochs": epochs,
         "train_seconds": round(train_seconds, 1),
@@ -129,7 +135,8 @@ def main(argv=None) -> int:
     }
     print(f"{args.corpus}: dev entity F1 {100 * report['f1']:.2f} (P {100 * report['precision']:.2f}, "
           f"R {100 * report['recall']:.2f}), token accuracy {100 * report['accuracy']:.2f}; target {target} "
-          f"{'met' if result['target_met'] else 'NOT met'}; {len(epochs)} epochs in {train_seconds / 60:.1f} min")
+          f"{'met' if result['target_met'] else 'NOT met'}; {len(epochs)} epochs (best by {monitor}: "
+          f"{result['best_epoch']}) in {train_seconds / 60:.1f} min")
     for type_, row in report["per_type"].items():
         print(f"  {type_:<8} P {100 * row['precision']:6.2f}  R {100 * row['recall']:6.2f}  F1 {100 * row['f1']:6.2f}  support {row['support']}")
     if args.json_out:

@@ -71,11 +71,13 @@ class Pipeline:
     required_kinds: tuple[str, ...] = ()
     #: the family's own ``data`` section options: name -> (default, validator(name, value)).
     data_options: dict = {}
+    #: the family's own ``training`` options, added to (or replacing) the common ones.
+    training_options: dict = {}
 
     def __init__(self, stages, training: dict | None = None, data: dict | None = None, name: str | None = None):
         items = list(stages.items()) if isinstance(stages, dict) else list(stages)
         self.stages = dict(items)
-        self.training = validate_section("training", training)
+        self.training = validate_section("training", training, self.training_options)
         self.data = validate_section("data", data, self.data_options)
         self.name = name
         self.history_ = None
@@ -178,7 +180,7 @@ class Pipeline:
         for key, value in overrides.items():
             if value is not None:
                 options[key] = value
-        return validate_section("training", options)
+        return validate_section("training", options, self.training_options)
 
     def _callbacks(self, options: dict, output_dir: str | None, has_validation: bool):
         import keras

@@ -43,6 +43,8 @@ import time
 
 import numpy as np
 
+from stages.base import check_choice
+
 from .conll import TAGGING_DATA, check_spans, read_tagged
 from .core import Pipeline, register_task, set_seed
 from .errors import ConfigError, DataError
@@ -50,6 +52,13 @@ from .tag_schemes import OUTSIDE, Span, allowed_transitions, convert, parse_tag,
 from .tagging_metrics import entity_report
 
 log = logging.getLogger("ktp")
+
+#: Dev figures the pipeline logs after every epoch (higher is better); ``training.monitor``
+#: may name any of them, or ``val_loss``.
+DEV_FIGURES = ("val_accuracy", "val_entity_f1")
+TAGGING_TRAINING = {
+    "monitor": ("val_accuracy", lambda n, v: check_choice(n, v, (*DEV_FIGURES, "val_loss"))),
+}
 
 
 class TokenizedText(list):
@@ -148,6 +157,7 @@ class TaggingPipeline(Pipeline):
 
     required_kinds = ("tokenizer", "vocabulary", "vectorizer", "model", "decoder")
     data_options = TAGGING_DATA
+    training_options = TAGGING_TRAINING
 
     def _check_stages(self):
         super()._check_stages()
@@ -183,6 +193,11 @@ class TaggingPipeline(Pipeline):
         if model.word_boundary and self.stage("tokenizer").type_name != "char":
             raise ConfigError(
                 "word_boundary", "needs a char tokenizer (it marks each character's place in its jieba word)",
+                True, f"stages.{names['model']}",
+            )
+        if model.lexicon_features and self.stage("tokenizer").type_name != "char":
+            raise ConfigError(
+                "lexicon_features", "needs a char tokenizer (it marks the dictionary words that cover each character)",
                 True, f"stages.{names['model']}",
             )
 
@@ -390,7 +405,7 @@ class TaggingPipeline(Pipeline):
             vectorizer.fit(vocabulary=vocabulary)
             types = sorted({g[0] for ex in examples for g in ex.gold})
             decoder.fit(types)
-            model.fit_features(sentences)
+            model.fit_features(sentences, normalize=tokenizer.normalize)
             log.info("Vocabulary: %d tokens; %d entity types %s; %d tags in %s", len(vocabulary), len(types), types, len(decoder.tags_), decoder.scheme)
 
         self.alignment_ = {}
@@ -425,10 +440,9 @@ class TaggingPipeline(Pipeline):
         callbacks = self._callbacks(options, output_dir, val is not None)
         if dev_examples is not None:
             # First, so early stopping, the checkpoint and the CSV log see its figures.
-            callbacks.insert(0, EpochEndScorer(lambda: self._dev_figures(dev_examples)))
-            for callback in callbacks:
-                if getattr(callback, "monitor", None) == "val_accuracy" and getattr(callback, "mode", None) == "auto":
-                    callback.mode = "max"  # written by the scorer, so Keras cannot infer it
+            scorer = EpochEndScorer(lambda: self._dev_figures(dev_examples), maximize=DEV_FIGURES)
+            callbacks.insert(0, scorer)
+            scorer.set_modes(callbacks)
         callbacks.extend(callbacks_extra or [])
         model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=callbacks, verbose=options["verbose"])
         self.history_ = model.history_

@@ -8,7 +8,8 @@ The SavedModel needs only TensorFlow to run. It holds:
   ``entity_token_start``, ``entity_token_end`` (token indices, end exclusive) and
   ``entity_score`` ``[batch, max_entities]`` (padded with ``""`` / -1 / 0). Everything the
   Python pipeline does after tokenizing runs in the graph: per-character NFKC and
-  lowercasing, vocabulary and feature lookups (characters, word shape, bigrams), splitting or
+  lowercasing, vocabulary and feature lookups (characters, word shape, bigrams, lexicon words
+  covering each character: n-grams of the tokens looked up in a hash table), splitting or
   truncating sentences longer than ``max_length``, the network, Viterbi decoding (CRF) or
   argmax (softmax), forward-backward entity scores, conlleval entity decoding and re-tagging in
   the data's scheme.
@@ -17,7 +18,7 @@ The SavedModel needs only TensorFlow to run. It holds:
   ``token_start`` / ``token_end`` and the entities' character offsets ``entity_start`` /
   ``entity_end`` into the raw text and ``entity_text``: for character-level Chinese, raw text in,
   entity spans out.
-- assets: ``vocab.txt``, ``tags.txt``, the feature vocabularies and ``pipeline.yaml``.
+- assets: ``vocab.txt``, ``tags.txt``, the feature vocabularies, the lexicon and ``pipeline.yaml``.
 
 After writing, the export loads the SavedModel back and compares it with the Python pipeline
 (tags, entities, offsets and scores) on sample texts; any difference raises ``ExportError`` and
@@ -173,6 +174,12 @@ class _Graph:
             self.chars = module.char_table = _lookup_table(tf, self.model_stage.chars_, 1)
         if "bigram_ids" in self.features:
             self.bigrams = module.bigram_table = _lookup_table(tf, self.model_stage.bigrams_, 1)
+        if "lexicon" in self.features:
+            # word -> 1, anything else -> 0 (an empty lexicon holds only "" -> 0).
+            words = self.model_stage.lexicon_ or [""]
+            values = [1 if w else 0 for w in words]
+            init = tf.lookup.KeyValueTensorInitializer(tf.constant(words, tf.string), tf.constant(values, tf.int64))
+            self.lexicon = module.lexicon_table = tf.lookup.StaticHashTable(init, default_value=0)
         tags = self.decoder.tags_
         self.outside = tags.index("O")
         self.prefix_of = tf.constant([_PREFIX_IDS[t[0]] for t in tags], tf.int32)
@@ -221,7 +228,37 @@ class _Graph:
             left = self.bigrams.lookup(tf.strings.join([prev, flat]))
             right = self.bigrams.lookup(tf.strings.join([flat, nxt]))
             inputs["bigram_ids"] = normal.with_flat_values(tf.cast(tf.stack([left, right], axis=1), tf.int32))
+        if "lexicon" in self.features:
+            inputs["lexicon"] = normal.with_flat_values(self._lexicon_features(normal))
         return inputs
+
+    def _lexicon_features(self, normal):
+        """``stages.taggers.lexicon_matrix`` of every sentence, one row per token."""
+        tf = self.tf
+        flat = normal.flat_values
+        n_tokens = tf.size(flat, out_type=tf.int64)
+        index = tf.range(n_tokens)
+        rows = normal.value_rowids()
+        row_start = tf.gather(normal.row_starts(), rows)
+        row_limit = tf.gather(normal.row_limits(), rows)
+        last = tf.maximum(n_tokens - 1, 0)
+
+        def earlier(values, k):
+            # values[j - k] where token j - k is in j's sentence, else 0.
+            at = index - k
+            return tf.where(at >= row_start, tf.gather(values, tf.maximum(at, 0)), tf.zeros_like(values))
+
+        columns = []
+        for length in range(2, self.model_stage.lexicon_max_length + 1):
+            # The n-gram starting at each token, when it fits in the token's sentence.
+            word = tf.strings.join([tf.gather(flat, tf.minimum(index + k, last)) for k in range(length)])
+            begins = (index + length <= row_limit) & (self.lexicon.lookup(word) > 0)
+            begin = tf.cast(begins, tf.float32)
+            inside = tf.zeros_like(begin)
+            for k in range(1, length - 1):
+                inside = tf.maximum(inside, earlier(begin, k))
+            columns += [begin, inside, earlier(begin, length - 1)]
+        return tf.stack(columns, axis=1)
 
     # -- the whole computation ----------------------------------------------------------------------
     def __call__(self, raw):
@@ -460,7 +497,7 @@ def _write(pipeline, staging) -> dict:
         pipeline.stage("vocabulary").save_assets(asset_dir)
         pipeline.stage("decoder").save_assets(asset_dir)
         model = pipeline.stage("model")
-        for name, items in (("chars.txt", model.chars_), ("bigrams.txt", model.bigrams_)):
+        for name, items in (("chars.txt", model.chars_), ("bigrams.txt", model.bigrams_), ("lexicon.txt", model.lexicon_)):
             if items is not None:
                 with open(os.path.join(asset_dir, name), "w", encoding="utf-8", newline="\n") as f:
                     f.write("\n".join(items) + "\n")

@@ -14,7 +14,12 @@ Optional token features, each learned from the training tokens and saved as a pl
 - ``bigram_features``: for character-level Chinese, embeddings of the character bigrams
   to the left and to the right of each character;
 - ``word_boundary``: for character-level Chinese, the character's position (B/M/E/S) in the
-  jieba word that contains it (the "softword" feature).
+  jieba word that contains it (the "softword" feature);
+- ``lexicon_features``: for character-level Chinese, which dictionary words cover each
+  character and where (begin / inside / end of a word of length 2, 3, ...): every word of a
+  lexicon (jieba's bundled dictionary and/or a user word list) that occurs in the sentence,
+  not only the one segmentation jieba picks (a lattice-like signal, as in SoftLexicon).
+  Unlike ``word_boundary`` it exports: the lookup runs in the SavedModel graph.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.registry import register
 from pipeline.tag_schemes import SCHEMES, OUTSIDE, convert, scheme_tags, spans_to_tags, tags_to_spans
 
-from .base import Stage, check_bool, check_choice, check_float, check_int
+from .base import Stage, check_bool, check_choice, check_float, check_int, check_str
 from .crf import CRF, PACKAGE, CRFTaggerModel
 from .models import RecurrentModel
+
+log = logging.getLogger("ktp")
 
 #: Ids of the word-shape feature (0 is padding).
 CASES = ("<pad>", "digits", "has_digit", "upper", "title", "lower", "mixed", "other")
@@ -42,6 +49,69 @@ CASES = ("<pad>", "digits", "has_digit", "upper", "title", "lower", "mixed", "ot
 BOUNDARIES = ("<pad>", "B", "M", "E", "S")
 FEATURE_PAD, FEATURE_UNK = "<pad>", "<unk>"
 BIGRAM_EDGE = "<s>"
+#: A character's positions in a lexicon word, per word length: the columns of the lexicon
+#: features are ``(B, M, E)`` for length 2, then for length 3, and so on.
+LEXICON_POSITIONS = ("B", "M", "E")
+
+
+def lexicon_matrix(tokens, lexicon, max_length: int) -> np.ndarray:
+    """Which lexicon words cover each token, and where.
+
+    Every run of 2 to ``max_length`` consecutive tokens whose concatenation is in ``lexicon``
+    marks its first token ``B``, its inner tokens ``M`` and its last token ``E`` in the columns
+    of its length (``3 * (length - 2) + position``; ``M`` of length 2 stays 0). All matches
+    count, overlapping ones too.
+
+    Args:
+        tokens: the sentence's (normalised) tokens, for Chinese one character each.
+        lexicon: a set of words.
+        max_length: the longest word length (in tokens) looked up.
+
+    Returns:
+        a ``(len(tokens), 3 * (max_length - 1))`` float32 array of 0 and 1.
+
+    Example:
+        >>> lexicon_matrix(list("南京市长"), {"南京", "南京市", "市长"}, 3)[:, [0, 2, 3, 4, 5]].tolist()
+        [[1.0, 0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]]
+    """
+    n = len(tokens)
+    out = np.zeros((n, 3 * (max_length - 1)), dtype="float32")
+    for i in range(n):
+        word = tokens[i]
+        for length in range(2, min(max_length, n - i) + 1):
+            word += tokens[i + length - 1]
+            if word in lexicon:
+                col = 3 * (length - 2)
+                out[i, col] = 1.0
+                out[i + 1 : i + length - 1, col + 1] = 1.0
+                out[i + length - 1, col + 2] = 1.0
+    return out
+
+
+def jieba_dictionary_path() -> str:
+    """The path of the dictionary file (``dict.txt``: word, frequency, part of speech) that
+    the installed jieba package ships."""
+    import jieba
+
+    return os.path.join(os.path.dirname(os.path.abspath(jieba.__file__)), "dict.txt")
+
+
+def read_word_list(path: str, min_freq: int = 1, what: str = "lexicon_path") -> set:
+    """Words of a jieba-style dictionary: one word a line, optionally followed by whitespace,
+    a frequency and more fields. Words with a frequency below ``min_freq`` are left out
+    (a word without one is kept). Blank lines and lines starting with ``#`` are skipped."""
+    if not os.path.isfile(path):
+        raise ConfigError(what, "must be the path of an existing word list (one word a line)", path)
+    words = set()
+    with open(path, encoding="utf-8-sig") as f:
+        for line in f:
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) < min_freq:
+                continue
+            words.add(fields[0])
+    return words
 
 
 def word_shape(token: str) -> int:
@@ -205,6 +275,16 @@ class RNNTagger(RecurrentModel):
         word_boundary: add each character's position (B/M/E/S) in its jieba word; needs a
             ``char`` tokenizer.
         boundary_dim: size of the word-boundary embedding.
+        lexicon_features: add, for each character, which lexicon words of each length cover
+            it as their first (B), inner (M) or last (E) character (0/1 features, see
+            ``lexicon_matrix``); needs a ``char`` tokenizer. The lexicon is saved with the
+            model (``lexicon.txt``), so a saved tagger does not depend on the jieba version.
+        lexicon_max_length: the longest lexicon word (in characters) looked up; 3 features
+            per length from 2 to this.
+        lexicon_jieba: take the words of jieba's bundled dictionary.
+        lexicon_min_freq: leave out jieba dictionary words with a lower frequency.
+        lexicon_path: a user word list (one word a line, optionally followed by a frequency,
+            as jieba user dictionaries), added to the lexicon; its words are always kept.
         recurrent_initializer, kernel_initializer: initializers of the recurrent layers.
         optimizer, learning_rate, clipnorm, clipvalue: the optimizer and gradient clipping.
         learning_rate_decay: inverse-time decay per epoch: the rate in epoch ``e`` (from 0) is
@@ -243,6 +323,11 @@ class RNNTagger(RecurrentModel):
         bigram_min_freq: int = 1,
         word_boundary: bool = False,
         boundary_dim: int = 20,
+        lexicon_features: bool = False,
+        lexicon_max_length: int = 4,
+        lexicon_jieba: bool = True,
+        lexicon_min_freq: int = 1,
+        lexicon_path: str | None = None,
         recurrent_initializer: str = "orthogonal",
         kernel_initializer: str = "glorot_uniform",
         optimizer: str = "adam",
@@ -255,6 +340,7 @@ class RNNTagger(RecurrentModel):
         self.model_ = None
         self.chars_ = None
         self.bigrams_ = None
+        self.lexicon_ = None
         self._jieba = None
 
     def _validate(self):
@@ -271,6 +357,15 @@ class RNNTagger(RecurrentModel):
         check_bool("case_features", self.case_features)
         check_bool("bigram_features", self.bigram_features)
         check_bool("word_boundary", self.word_boundary)
+        check_bool("lexicon_features", self.lexicon_features)
+        check_int("lexicon_max_length", self.lexicon_max_length, minimum=2, maximum=20)
+        check_bool("lexicon_jieba", self.lexicon_jieba)
+        check_int("lexicon_min_freq", self.lexicon_min_freq, minimum=1)
+        check_str("lexicon_path", self.lexicon_path, allow_none=True)
+        if self.lexicon_features and not self.lexicon_jieba and self.lexicon_path is None:
+            raise ConfigError(
+                "lexicon_features", "needs words: set lexicon_jieba: true or give a word list in lexicon_path", True
+            )
 
     @property
     def uses_crf(self) -> bool:
@@ -282,14 +377,19 @@ class RNNTagger(RecurrentModel):
             return False
         if self.char_features != "none" and self.chars_ is None:
             return False
+        if self.lexicon_features and self.lexicon_ is None:
+            return False
         return not (self.bigram_features and self.bigrams_ is None)
 
     # -- features ---------------------------------------------------------------------------
-    def fit_features(self, sentences) -> "RNNTagger":
-        """Learn the character and bigram vocabularies from tokenized training sentences.
+    def fit_features(self, sentences, normalize=None) -> "RNNTagger":
+        """Learn the character and bigram vocabularies from tokenized training sentences, and
+        read the lexicon.
 
         Args:
             sentences: ``TokenizedText`` objects (token lists with ``.raw`` token strings).
+            normalize: the tokenizer's normalisation of one character (NFKC, lowercasing),
+                applied to the lexicon's words so they match the normalised tokens.
         """
         if self.char_features != "none":
             counts = Counter(c for s in sentences for tok in _raw(s) for c in tok)
@@ -299,7 +399,21 @@ class RNNTagger(RecurrentModel):
             counts = Counter(b for s in sentences for pair in _bigrams(list(s)) for b in pair)
             self.bigrams_ = _feature_vocab(counts, self.bigram_min_freq, reserved=(BIGRAM_EDGE,))
             self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
+        if self.lexicon_features:
+            words = set()
+            if self.lexicon_jieba:
+                words |= read_word_list(jieba_dictionary_path(), self.lexicon_min_freq, "lexicon_jieba")
+            if self.lexicon_path is not None:
+                words |= read_word_list(self.lexicon_path)
+            if normalize is not None:
+                words = {"".join(normalize(c) for c in w) for w in words}
+            self._set_lexicon(sorted(w for w in words if 2 <= len(w) <= self.lexicon_max_length and not any(c.isspace() for c in w)))
+            log.info("Lexicon features: %d words of 2 to %d characters", len(self.lexicon_), self.lexicon_max_length)
         return self
+
+    def _set_lexicon(self, words):
+        self.lexicon_ = list(words)
+        self._lexicon = frozenset(self.lexicon_)
 
     def feature_names(self) -> list[str]:
         """Names of the model inputs besides ``token_ids``, in a fixed order."""
@@ -312,6 +426,8 @@ class RNNTagger(RecurrentModel):
             names.append("bigram_ids")
         if self.word_boundary:
             names.append("boundary_ids")
+        if self.lexicon_features:
+            names.append("lexicon")
         return names
 
     def features(self, sentence) -> dict:
@@ -339,6 +455,8 @@ class RNNTagger(RecurrentModel):
             ).reshape(len(sentence), 2)
         if self.word_boundary:
             out["boundary_ids"] = self._boundaries(list(sentence))
+        if self.lexicon_features:
+            out["lexicon"] = lexicon_matrix(list(sentence), self._lexicon, self.lexicon_max_length)
         return out
 
     def _boundaries(self, tokens) -> np.ndarray:
@@ -412,6 +530,10 @@ class RNNTagger(RecurrentModel):
         if self.word_boundary:
             inputs["boundary_ids"] = keras.Input(shape=(None,), dtype="int32", name="boundary_ids")
             parts.append(keras.layers.Embedding(len(BOUNDARIES), self.boundary_dim, name="boundary_embedding")(inputs["boundary_ids"]))
+        if self.lexicon_features:
+            width = len(LEXICON_POSITIONS) * (self.lexicon_max_length - 1)
+            inputs["lexicon"] = keras.Input(shape=(None, width), dtype="float32", name="lexicon")
+            parts.append(inputs["lexicon"])
         x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="token_features")(parts)
         if self.input_dropout:
             x = keras.layers.Dropout(self.input_dropout, name="input_dropout")(x)
@@ -497,6 +619,8 @@ class RNNTagger(RecurrentModel):
             _write_lines(os.path.join(directory, "chars.txt"), self.chars_)
         if self.bigrams_ is not None:
             _write_lines(os.path.join(directory, "bigrams.txt"), self.bigrams_)
+        if self.lexicon_ is not None:
+            _write_lines(os.path.join(directory, "lexicon.txt"), self.lexicon_)
 
     def load_assets(self, directory):
         from . import crf, layers  # noqa: F401  (registers the custom layers before loading)
@@ -507,6 +631,8 @@ class RNNTagger(RecurrentModel):
         if self.bigram_features:
             self.bigrams_ = _read_lines(os.path.join(directory, "bigrams.txt"))
             self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
+        if self.lexicon_features:
+            self._set_lexicon(_read_lines(os.path.join(directory, "lexicon.txt")))
         path = os.path.join(directory, "model.keras")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} is missing: the saved pipeline's Keras model")
@@ -701,8 +827,9 @@ class TaggingBatches(keras.utils.PyDataset):
                 for r, it in enumerate(chosen):
                     a = it[name]
                     arr[r, : a.shape[0], : a.shape[1]] = a
-            elif name == "bigram_ids":
-                arr = np.zeros((len(chosen), length, 2), dtype="int32")
+            elif chosen[0][name].ndim == 2:  # a vector per token (bigram ids, lexicon features)
+                first = chosen[0][name]
+                arr = np.zeros((len(chosen), length, first.shape[1]), dtype=first.dtype)
                 for r, it in enumerate(chosen):
                     arr[r, : len(it[name])] = it[name]
             else:
@@ -728,11 +855,24 @@ class EpochEndScorer(keras.callbacks.Callback):
     """Adds the figures of ``score()`` (a dict) to the logs at the end of every epoch.
 
     Put it first in the callback list so early stopping, checkpoints and the CSV log see them.
+
+    Args:
+        score: a function returning ``{name: value}``.
+        maximize: names among the figures for which higher is better.
     """
 
-    def __init__(self, score):
+    def __init__(self, score, maximize=()):
         super().__init__()
         self.score = score
+        self.maximize = tuple(maximize)
+
+    def set_modes(self, callbacks):
+        """Set ``mode="max"`` on callbacks (early stopping, checkpoints) that watch one of the
+        ``maximize`` figures with ``mode="auto"``: Keras infers the direction only for metrics
+        the model itself computes, and refuses a figure this callback writes."""
+        for callback in callbacks:
+            if getattr(callback, "monitor", None) in self.maximize and getattr(callback, "mode", None) == "auto":
+                callback.mode = "max"
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

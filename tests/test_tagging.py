@@ -355,3 +355,36 @@ def test_learning_rate_decay_lowers_the_rate_per_epoch_and_survives_saving(tmp_p
     p.save(str(tmp_path))
     loaded = Pipeline.load(str(tmp_path)).stage("model").model_.optimizer
     assert float(loaded.learning_rate) == pytest.approx(float(optimizer.learning_rate))
+
+
+def test_tagging_monitor_accepts_the_dev_entity_f1_only_among_known_figures():
+    cfg = tagging_config()
+    cfg["training"]["monitor"] = "val_f1"
+    with pytest.raises(ConfigError, match="training.monitor must be one of val_accuracy, val_entity_f1, val_loss"):
+        Pipeline.from_config(cfg)
+
+
+@pytest.mark.parametrize("monitor, best", [("val_entity_f1", 1), ("val_accuracy", 3)])
+def test_tagging_monitor_restores_the_epoch_best_by_that_figure(monitor, best, tmp_path):
+    import keras
+
+    cfg = tagging_config()
+    cfg["training"].update(monitor=monitor, checkpoint=True, early_stopping_patience=None)
+    p = Pipeline.from_config(cfg)
+    # Scripted dev figures: F1 peaks in epoch 2 (index 1), token accuracy in epoch 4.
+    figures = iter([(0.2, 0.1), (0.9, 0.2), (0.5, 0.3), (0.4, 0.95)])
+    p._dev_figures = lambda examples: dict(zip(("val_entity_f1", "val_accuracy"), next(figures)))
+    weights = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights.append(self.model.get_weights())
+
+    p.fit(EN_TOKENS * 2, EN_TAGS * 2, validation_data=(EN_TOKENS, EN_TAGS), epochs=4, output_dir=str(tmp_path),
+          callbacks=[Snapshot()])
+    assert p.history_[monitor] == pytest.approx([[0.2, 0.9, 0.5, 0.4], [0.1, 0.2, 0.3, 0.95]][monitor == "val_accuracy"])
+    final = p.stage("model").model_.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(final, weights[best]))
+    assert not all(np.array_equal(a, b) for a, b in zip(final, weights[-1 if best != 3 else 0]))
+    saved = keras.saving.load_model(str(tmp_path / "checkpoints" / "best.keras")).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, weights[best]))

@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+
+from pipeline import Pipeline
+from pipeline.errors import ConfigError
+from stages.taggers import RNNTagger, lexicon_matrix, read_word_list
+
+from test_tagging import ZH_SPANS, ZH_TEXTS, tagging_config
+
+WORDS = "# a user word list\n北京 20 ns\n张伟\n上海工作\n工作 3\n罕见词 1\nＡＢ公司\n\n中华人民共和国 5\n"
+
+
+def lexicon_config(tmp_path, **model):
+    path = tmp_path / "words.txt"
+    path.write_text(WORDS, encoding="utf-8")
+    options = {"bigram_features": True, "bigram_dim": 4, "lexicon_features": True, "lexicon_jieba": False,
+               "lexicon_path": str(path), "lexicon_max_length": 4}
+    options.update(model)
+    cfg = tagging_config(tokenizer="char", **options)
+    cfg["stages"]["tokenizer"]["lowercase"] = True
+    return cfg
+
+
+def test_lexicon_matrix_marks_begin_inside_and_end_of_every_word():
+    # 南京市长江大桥: 南京 南京市 市长 长江 长江大桥 大桥 all match, overlapping.
+    lexicon = {"南京", "南京市", "市长", "长江", "长江大桥", "大桥", "江桥"}
+    got = lexicon_matrix(list("南京市长江大桥"), lexicon, 4)
+    #            len 2      len 3      len 4
+    #           B  M  E    B  M  E    B  M  E
+    want = [
+        [1, 0, 0, 1, 0, 0, 0, 0, 0],  # 南: starts 南京, 南京市
+        [0, 0, 1, 0, 1, 0, 0, 0, 0],  # 京: ends 南京, inside 南京市
+        [1, 0, 0, 0, 0, 1, 0, 0, 0],  # 市: starts 市长, ends 南京市
+        [1, 0, 1, 0, 0, 0, 1, 0, 0],  # 长: starts 长江 and 长江大桥, ends 市长
+        [0, 0, 1, 0, 0, 0, 0, 1, 0],  # 江: ends 长江, inside 长江大桥
+        [1, 0, 0, 0, 0, 0, 0, 1, 0],  # 大: starts 大桥, inside 长江大桥
+        [0, 0, 1, 0, 0, 0, 0, 0, 1],  # 桥: ends 大桥 and 长江大桥
+    ]
+    assert got.dtype == np.float32
+    assert got.tolist() == want
+
+
+def test_lexicon_matrix_ignores_words_longer_than_max_length():
+    got = lexicon_matrix(list("长江大桥"), {"长江大桥"}, 3)
+    assert got.shape == (4, 6) and not got.any()
+
+
+def test_lexicon_matrix_of_an_empty_sentence_has_no_rows():
+    assert lexicon_matrix([], {"北京"}, 4).shape == (0, 9)
+
+
+def test_read_word_list_keeps_the_first_field_and_filters_by_frequency(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text(WORDS, encoding="utf-8")
+    assert read_word_list(str(path), min_freq=3) == {"北京", "张伟", "上海工作", "工作", "ＡＢ公司", "中华人民共和国"}
+
+
+def test_lexicon_options_round_trip():
+    m = RNNTagger(lexicon_features=True, lexicon_max_length=5, lexicon_jieba=False, lexicon_path="w.txt", lexicon_min_freq=2)
+    assert RNNTagger.from_config(m.get_config()).get_config() == m.get_config()
+
+
+def test_lexicon_features_need_some_words():
+    with pytest.raises(ConfigError, match="lexicon_features needs words: set lexicon_jieba: true or give a word list"):
+        RNNTagger(lexicon_features=True, lexicon_jieba=False)
+
+
+def test_lexicon_max_length_must_be_at_least_two():
+    with pytest.raises(ConfigError, match="lexicon_max_length must be an integer >= 2"):
+        RNNTagger(lexicon_features=True, lexicon_max_length=1)
+
+
+def test_lexicon_features_need_a_char_tokenizer():
+    with pytest.raises(ConfigError, match="stages.model.lexicon_features needs a char tokenizer"):
+        Pipeline.from_config(tagging_config(lexicon_features=True))
+
+
+def test_lexicon_path_must_exist_when_fitting(tmp_path):
+    cfg = tagging_config(tokenizer="char", lexicon_features=True, lexicon_jieba=False, lexicon_path=str(tmp_path / "none.txt"))
+    with pytest.raises(ConfigError, match="lexicon_path must be the path of an existing word list"):
+        Pipeline.from_config(cfg).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def zh_lexicon(tmp_path_factory):
+    cfg = lexicon_config(tmp_path_factory.mktemp("lexicon"))
+    return Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=8)
+
+
+def test_lexicon_is_normalised_like_the_tokens_and_cut_to_max_length(zh_lexicon):
+    # The tokenizer lowercases and applies NFKC, so ＡＢ公司 is looked up as ab公司; 中华人民共和国
+    # is longer than lexicon_max_length.
+    assert zh_lexicon.stage("model").lexicon_ == sorted(["北京", "张伟", "上海工作", "工作", "罕见词", "ab公司"])
+
+
+def test_lexicon_features_reach_the_model(zh_lexicon):
+    model = zh_lexicon.stage("model")
+    assert model.feature_names()[-1] == "lexicon"
+    assert model.model_.get_layer("lexicon").output.shape[-1] == 9
+    sentence = zh_lexicon.tokenize(["张伟去上海工作。"])[0]
+    feats = model.features(sentence)["lexicon"]
+    assert feats[:, 0].tolist() == [1, 0, 0, 0, 0, 1, 0, 0]  # 张伟 and 工作 begin
+    assert feats[:, 2].tolist() == [0, 1, 0, 0, 0, 0, 1, 0]  # and end
+    assert feats[:, 6].tolist() == [0, 0, 0, 1, 0, 0, 0, 0]  # 上海工作 begins at 上
+
+
+def test_lexicon_tagger_predicts_the_same_after_loading(zh_lexicon, tmp_path):
+    zh_lexicon.save(str(tmp_path))
+    words = (tmp_path / "model" / "lexicon.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert words == zh_lexicon.stage("model").lexicon_
+    # A loaded tagger uses the saved lexicon, not the word list (changed here).
+    with open(zh_lexicon.stage("model").lexicon_path, "w", encoding="utf-8") as f:
+        f.write("王芳\n")
+    loaded = Pipeline.load(str(tmp_path))
+    assert loaded.stage("model").lexicon_ == words
+    texts = ZH_TEXTS + ["张伟在上海工作，王芳在北京。"]
+    assert loaded.predict(texts) == zh_lexicon.predict(texts)
