@@ -189,6 +189,12 @@ def run(args) -> dict:
     val_acc = history.get("val_accuracy", [])
     best_epoch = (max(range(len(val_acc)), key=val_acc.__getitem__) + 1) if val_acc else None
     vocabulary = pipeline.stage("vocabulary")
+    members = []
+    for i, h in enumerate(getattr(pipeline, "member_histories_", []) or []):
+        accs = h.get("val_accuracy", [])
+        if accs:
+            best = max(range(len(accs)), key=accs.__getitem__)
+            members.append({"member": i + 1, "best_dev_accuracy": round(float(accs[best]), 4), "best_epoch": best + 1, "epochs_run": len(accs)})
     return {
         "corpus": args.corpus,
         "config_path": os.path.relpath(config_path, ROOT),
@@ -201,6 +207,7 @@ def run(args) -> dict:
         "dev_confusion_matrix": report.get("confusion_matrix"),
         "labels": report["labels"],
         "best_epoch": best_epoch,
+        "ensemble_members": members if len(members) > 1 else None,
         "epochs_run": len(epoch_times),
         "epoch_times_s": epoch_times,
         "history": {k: [round(float(v), 4) for v in vals] for k, vals in history.items()},
@@ -231,6 +238,9 @@ def main(argv=None) -> int:
         f"\n{result['corpus']}: dev accuracy {100 * result['dev_accuracy']:.2f} %, "
         f"macro-F1 {100 * result['dev_macro_f1']:.2f} % (best epoch {result['best_epoch']} of {result['epochs_run']})"
     )
+    if result["ensemble_members"]:
+        print("ensemble members (best dev accuracy, epoch): " + ", ".join(
+            f"{100 * m['best_dev_accuracy']:.2f} % ({m['best_epoch']}/{m['epochs_run']})" for m in result["ensemble_members"]))
     print(f"epoch times (s): {result['epoch_times_s']}")
     print(f"total time: {result['time_s']['total']} s (fit {result['time_s']['fit']} s)")
     m = result["machine"]

@@ -88,7 +88,13 @@ class ClassificationPipeline(Pipeline):
             callbacks: extra Keras callbacks, run after the pipeline's own.
 
         Returns:
-            self (the Keras history is in ``history_``).
+            self (the Keras history is in ``history_``; with ``model.ensemble`` > 1, that of the
+            first member, and every member's in ``member_histories_``).
+
+        With ``model.ensemble: N`` the network is trained N times (seeds ``seed`` ... ``seed +
+        N - 1``, each with early stopping and best-epoch restore of its own; logs and
+        checkpoints of member i go to ``output_dir/members/member_i``) and the pipeline answers
+        with the mean of the N networks' probabilities.
         """
         texts = as_texts(texts)
         labels = list(labels)
@@ -125,21 +131,35 @@ class ClassificationPipeline(Pipeline):
             log.info("Vocabulary covers %.1f%% of dev tokens", 100 * self.dev_coverage_["coverage"])
             val = (self.encode_tokens(val_tokens), decoder.encode(list(val_labels)))
 
-        model.build(
-            vectorizer.input_layer(len(vocabulary)),
-            n_outputs=len(decoder.labels_),
-            multi_label=decoder.multi_label,
-            initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
-        )
-        model.fit(
-            (x, y),
-            validation_data=val,
-            epochs=options["epochs"],
-            batch_size=options["batch_size"],
-            callbacks=self._callbacks(options, output_dir, val is not None) + list(callbacks or ()),
-            verbose=options["verbose"],
-        )
-        self.history_ = model.history_
+        n_members = model.ensemble
+        members, self.member_histories_ = [], []
+        for i in range(n_members):
+            member_dir = output_dir
+            if n_members > 1:
+                log.info("Training ensemble member %d of %d (seed %s)", i + 1, n_members, None if options["seed"] is None else options["seed"] + i)
+                if i and options["seed"] is not None:
+                    set_seed(options["seed"] + i)
+                member_dir = os.path.join(output_dir, "members", f"member_{i + 1}") if output_dir else None
+            model.build(
+                vectorizer.input_layer(len(vocabulary)),
+                n_outputs=len(decoder.labels_),
+                multi_label=decoder.multi_label,
+                initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
+                member=i if n_members > 1 else None,
+            )
+            model.fit(
+                (x, y),
+                validation_data=val,
+                epochs=options["epochs"],
+                batch_size=options["batch_size"],
+                callbacks=self._callbacks(options, member_dir, val is not None) + list(callbacks or ()),
+                verbose=options["verbose"],
+            )
+            members.append(model.model_)
+            self.member_histories_.append(model.history_)
+        model.combine(members)
+        # The first member's epochs (all members' are in member_histories_).
+        self.history_ = self.member_histories_[0]
         if output_dir:
             self._write_run(output_dir, options, validation_data)
         return self
@@ -147,10 +167,15 @@ class ClassificationPipeline(Pipeline):
     def _write_run(self, output_dir, options, validation_data):
         self.save(output_dir)
         report = {"history": self.history_}
+        if len(self.member_histories_) > 1:
+            report["member_histories"] = self.member_histories_
         if options["plots"]:
             from .plots import plot_confusion_matrix, plot_history
 
             plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
+            if len(self.member_histories_) > 1:
+                for i, history in enumerate(self.member_histories_, start=1):
+                    plot_history(history, os.path.join(output_dir, "members", f"member_{i}", "training_curves.png"))
         if validation_data is not None:
             dev = self.evaluate(*validation_data)
             report["dev"] = dev

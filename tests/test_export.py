@@ -39,12 +39,12 @@ TRICKY = ["ＧＲＥＡＴ电影！", "ＢＡＤ　ｍｏｖｉｅ", "IPHONE１�
 SUBPROCESS_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
 
 
-def _fit(tokenizer, vectorizer, decoder, texts=TEXTS, labels=LABELS):
+def _fit(tokenizer, vectorizer, decoder, texts=TEXTS, labels=LABELS, ensemble=1):
     p = Pipeline.from_stages(
         tokenizer=tokenizer,
         vocabulary=Vocabulary(),
         vectorizer=vectorizer,
-        model=RNNClassifier(cell="gru", units=4, bidirectional=False, dropout=0.1),
+        model=RNNClassifier(cell="gru", units=4, bidirectional=False, dropout=0.1, ensemble=ensemble),
         decoder=decoder,
     )
     return p.fit(texts, labels, epochs=1, batch_size=4, seed=1, verbose=0)
@@ -233,6 +233,15 @@ def test_golden_check_raises_on_a_score_difference(char_export, monkeypatch):
     monkeypatch.setattr(p, "predict_scores", lambda texts, batch_size=None: real_scores(texts) + 1e-3)
     with pytest.raises(ExportError, match="scores differ by 0.001"):
         golden_check(p, path, ["很好看"])
+
+
+def test_export_of_an_ensemble_answers_like_the_pipeline(tmp_path):
+    p = _fit(CharTokenizer(), OneHotVectorizer(max_length=8), LabelDecoder(), ensemble=2)
+    report = p.export(str(tmp_path / "saved_model"))  # the golden check compares every sample
+    assert report["checked"] and report["n_samples"] >= 12 and report["max_score_difference"] <= 1e-5
+    served = _loaded(str(tmp_path / "saved_model")).signatures["serve_text"](text=tf.constant(["好看", "难看"]))
+    expected = p.predict_scores(["好看", "难看"]).max(axis=1)
+    np.testing.assert_allclose(served["score"].numpy().reshape(2, -1)[:, 0], expected, rtol=1e-5)
 
 
 def test_golden_check_passes_on_the_default_samples(jieba_export):

@@ -180,3 +180,41 @@ def test_pipeline_fit_runs_extra_callbacks(zh_data):
     config["training"]["epochs"] = 2
     Pipeline.from_config(config).fit(*zh_data, callbacks=[Count()])
     assert seen == [0, 1]
+
+
+def test_pipeline_ensemble_answers_with_the_mean_of_its_members(zh_data, tmp_path):
+    config = tiny_config(ensemble=3)
+    config["training"].update({"epochs": 2, "plots": True})
+    out = tmp_path / "run"
+    p = Pipeline.from_config(config).fit(*zh_data, validation_data=zh_data, seed=5, output_dir=str(out))
+    x = p.encode(["好看", "很差劲", ""])
+    members = [layer for layer in p.stage("model").model_.layers if layer.name.startswith("member_")]
+    assert [m.name for m in members] == ["member_1", "member_2", "member_3"]
+    outputs = [np.asarray(m.predict(x, verbose=0)) for m in members]
+    np.testing.assert_allclose(p.predict_scores(["好看", "很差劲", ""]), np.mean(outputs, axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(outputs[0], outputs[1]), "members trained with different seeds should differ"
+    # Each member keeps its own logs; the run's metrics list every member's history.
+    for i in (1, 2, 3):
+        for name in ("history.csv", "checkpoints/best.keras", "training_curves.png"):
+            assert (out / "members" / f"member_{i}" / name).is_file(), (i, name)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert len(metrics["member_histories"]) == 3 and "accuracy" in metrics["dev"]
+    # One saved model holds all members.
+    loaded = Pipeline.load(str(out))
+    np.testing.assert_allclose(loaded.predict_scores(["好看", "很差劲"]), p.predict_scores(["好看", "很差劲"]), rtol=1e-6)
+    assert loaded.get_config()["stages"]["model"]["ensemble"] == 3
+
+
+def test_pipeline_ensemble_member_equals_a_single_network_with_the_next_seed(zh_data):
+    ensemble = Pipeline.from_config(tiny_config(ensemble=2)).fit(*zh_data, seed=11)
+    single = Pipeline.from_config(tiny_config()).fit(*zh_data, seed=12)
+    member_2 = ensemble.stage("model").model_.get_layer("member_2")
+    x = single.encode(["好看", "难看"])
+    np.testing.assert_allclose(member_2.predict(x, verbose=0), single.predict_scores(["好看", "难看"]), rtol=1e-5, atol=1e-6)
+
+
+def test_pipeline_ensemble_size_must_be_a_positive_integer():
+    from pipeline import ConfigError
+
+    with pytest.raises(ConfigError, match="stages.model.ensemble"):
+        Pipeline.from_config(tiny_config(ensemble=0))
