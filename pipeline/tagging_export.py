@@ -175,9 +175,13 @@ class _Graph:
         if "bigram_ids" in self.features:
             self.bigrams = module.bigram_table = _lookup_table(tf, self.model_stage.bigrams_, 1)
         if "lexicon" in self.features:
-            # word -> 1, anything else -> 0 (an empty lexicon holds only "" -> 0).
+            # word -> its id (1 without word vectors), anything else -> 0 (an empty lexicon
+            # holds only "" -> 0).
             words = self.model_stage.lexicon_ or [""]
-            values = [1 if w else 0 for w in words]
+            if self.model_stage.uses_lexicon_words and self.model_stage.lexicon_:
+                values = self.model_stage.lexicon_ids_of(words)
+            else:
+                values = [1 if w else 0 for w in words]
             init = tf.lookup.KeyValueTensorInitializer(tf.constant(words, tf.string), tf.constant(values, tf.int64))
             self.lexicon = module.lexicon_table = tf.lookup.StaticHashTable(init, default_value=0)
         tags = self.decoder.tags_
@@ -229,11 +233,17 @@ class _Graph:
             right = self.bigrams.lookup(tf.strings.join([flat, nxt]))
             inputs["bigram_ids"] = normal.with_flat_values(tf.cast(tf.stack([left, right], axis=1), tf.int32))
         if "lexicon" in self.features:
-            inputs["lexicon"] = normal.with_flat_values(self._lexicon_features(normal))
+            flags, ids = self._lexicon_features(normal)
+            inputs["lexicon"] = normal.with_flat_values(flags)
+            if "lexicon_ids" in self.features:
+                inputs["lexicon_ids"] = normal.with_flat_values(ids)
         return inputs
 
     def _lexicon_features(self, normal):
-        """``stages.taggers.lexicon_matrix`` of every sentence, one row per token."""
+        """``stages.taggers.lexicon_matrix`` and ``lexicon_word_ids`` of every sentence, one
+        row per token."""
+        from stages.taggers import lexicon_slots
+
         tf = self.tf
         flat = normal.flat_values
         n_tokens = tf.size(flat, out_type=tf.int64)
@@ -248,17 +258,21 @@ class _Graph:
             at = index - k
             return tf.where(at >= row_start, tf.gather(values, tf.maximum(at, 0)), tf.zeros_like(values))
 
-        columns = []
-        for length in range(2, self.model_stage.lexicon_max_length + 1):
-            # The n-gram starting at each token, when it fits in the token's sentence.
+        max_length = self.model_stage.lexicon_max_length
+        columns, begin_ids = [], {}
+        for length in range(2, max_length + 1):
+            # The id of the lexicon word starting at each token (0: none), where it fits in
+            # the token's sentence.
             word = tf.strings.join([tf.gather(flat, tf.minimum(index + k, last)) for k in range(length)])
-            begins = (index + length <= row_limit) & (self.lexicon.lookup(word) > 0)
-            begin = tf.cast(begins, tf.float32)
+            ids = tf.where(index + length <= row_limit, self.lexicon.lookup(word), tf.zeros_like(index))
+            begin_ids[length] = ids
+            begin = tf.cast(ids > 0, tf.float32)
             inside = tf.zeros_like(begin)
             for k in range(1, length - 1):
                 inside = tf.maximum(inside, earlier(begin, k))
             columns += [begin, inside, earlier(begin, length - 1)]
-        return tf.stack(columns, axis=1)
+        slots = [earlier(begin_ids[length], offset) for _, length, offset in lexicon_slots(max_length)]
+        return tf.stack(columns, axis=1), tf.cast(tf.stack(slots, axis=1), tf.int32)
 
     # -- the whole computation ----------------------------------------------------------------------
     def __call__(self, raw):
@@ -497,7 +511,8 @@ def _write(pipeline, staging) -> dict:
         pipeline.stage("vocabulary").save_assets(asset_dir)
         pipeline.stage("decoder").save_assets(asset_dir)
         model = pipeline.stage("model")
-        for name, items in (("chars.txt", model.chars_), ("bigrams.txt", model.bigrams_), ("lexicon.txt", model.lexicon_)):
+        for name, items in (("chars.txt", model.chars_), ("bigrams.txt", model.bigrams_), ("lexicon.txt", model.lexicon_),
+                            ("lexicon_words.txt", model.lexicon_words_)):
             if items is not None:
                 with open(os.path.join(asset_dir, name), "w", encoding="utf-8", newline="\n") as f:
                     f.write("\n".join(items) + "\n")

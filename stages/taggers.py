@@ -88,6 +88,46 @@ def lexicon_matrix(tokens, lexicon, max_length: int) -> np.ndarray:
     return out
 
 
+def lexicon_slots(max_length: int) -> list[tuple[str, int, int]]:
+    """The columns of ``lexicon_word_ids``: ``(position, length, offset)`` -- the word of
+    ``length`` tokens starting ``offset`` tokens before the token, which is its ``position``
+    (``B`` offset 0, ``M`` offsets 1 .. length - 2, ``E`` offset length - 1)."""
+    slots = [("B", n, 0) for n in range(2, max_length + 1)]
+    slots += [("M", n, k) for n in range(3, max_length + 1) for k in range(1, n - 1)]
+    slots += [("E", n, n - 1) for n in range(2, max_length + 1)]
+    return slots
+
+
+def lexicon_word_ids(tokens, index, max_length: int) -> np.ndarray:
+    """The ids of the lexicon words covering each token, one column per ``lexicon_slots``.
+
+    Args:
+        tokens: the sentence's (normalised) tokens.
+        index: word -> id (>= 1) for every lexicon word.
+        max_length: the longest word length (in tokens) looked up.
+
+    Returns:
+        a ``(len(tokens), len(lexicon_slots(max_length)))`` int32 array; 0 where no word.
+
+    Example:
+        >>> lexicon_word_ids(list("南京市"), {"南京": 2, "南京市": 3}, 3).tolist()  # B2 B3 M3 E2 E3
+        [[2, 3, 0, 0, 0], [0, 0, 3, 2, 0], [0, 0, 0, 0, 3]]
+    """
+    n = len(tokens)
+    begins = {}
+    for length in range(2, max_length + 1):
+        ids = np.zeros(n, dtype="int32")
+        for i in range(n - length + 1):
+            ids[i] = index.get("".join(tokens[i : i + length]), 0)
+        begins[length] = ids
+    slots = lexicon_slots(max_length)
+    out = np.zeros((n, len(slots)), dtype="int32")
+    for col, (_, length, offset) in enumerate(slots):
+        if offset < n:
+            out[offset:, col] = begins[length][: n - offset]
+    return out
+
+
 def jieba_dictionary_path() -> str:
     """The path of the dictionary file (``dict.txt``: word, frequency, part of speech) that
     the installed jieba package ships."""
@@ -217,6 +257,54 @@ class CharEncoder(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LexiconEmbedding(keras.layers.Layer):
+    """SoftLexicon-style word vectors: the mean embedding of the lexicon words in which a
+    token is the first (B), an inner (M) and the last (E) character, concatenated.
+
+    Input: ``(batch, time, slots)`` word ids laid out as ``lexicon_slots(max_length)`` (0: no
+    word); output ``(batch, time, 3 * dim)`` (zeros for a position without words).
+
+    Args:
+        vocab_size: number of word ids (0 is "no word", 1 a lexicon word unseen in training).
+        dim: size of the word embeddings.
+        max_length: the longest word length, which fixes the slot layout.
+
+    Example:
+        >>> import numpy as np
+        >>> LexiconEmbedding(5, 4, 3)(np.array([[[2, 3, 0, 0, 0]]])).shape
+        (1, 1, 12)
+    """
+
+    def __init__(self, vocab_size: int, dim: int, max_length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.dim, self.max_length = vocab_size, dim, max_length
+        self.embedding = keras.layers.Embedding(vocab_size, dim, name="lexicon_word_embedding")
+        slots = lexicon_slots(max_length)
+        self._groups = [[i for i, slot in enumerate(slots) if slot[0] == p] for p in LEXICON_POSITIONS]
+
+    def build(self, input_shape):
+        self.embedding.build((None, None))
+
+    def call(self, ids):
+        ids = ops.cast(ids, "int32")
+        vectors = self.embedding(ids)
+        present = ops.cast(ops.not_equal(ids, 0), self.compute_dtype)[..., None]
+        vectors = vectors * present
+        means = []
+        for group in self._groups:
+            total = ops.sum(ops.take(vectors, group, axis=2), axis=2)
+            count = ops.sum(ops.take(present, group, axis=2), axis=2)
+            means.append(total / ops.maximum(count, 1.0))
+        return ops.concatenate(means, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], 3 * self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "max_length": self.max_length}
+
+
 def _feature_vocab(counts: Counter, min_freq: int, reserved=()) -> list[str]:
     kept = [t for t, c in counts.items() if c >= min_freq]
     kept.sort(key=lambda t: (-counts[t], t))
@@ -285,6 +373,12 @@ class RNNTagger(RecurrentModel):
         lexicon_min_freq: leave out jieba dictionary words with a lower frequency.
         lexicon_path: a user word list (one word a line, optionally followed by a frequency,
             as jieba user dictionaries), added to the lexicon; its words are always kept.
+        lexicon_dim: 0 (only the 0/1 features) or the size of trained embeddings of the
+            lexicon words (SoftLexicon-style): for each character, the mean vector of the
+            words it begins, of those it is inside and of those it ends, added to the 0/1
+            features. Words matched in training sentences fewer than ``lexicon_word_min_freq``
+            times share one vector (``<unk>``).
+        lexicon_word_min_freq: see ``lexicon_dim``.
         recurrent_initializer, kernel_initializer: initializers of the recurrent layers.
         optimizer, learning_rate, clipnorm, clipvalue: the optimizer and gradient clipping.
         learning_rate_decay: inverse-time decay per epoch: the rate in epoch ``e`` (from 0) is
@@ -328,6 +422,8 @@ class RNNTagger(RecurrentModel):
         lexicon_jieba: bool = True,
         lexicon_min_freq: int = 1,
         lexicon_path: str | None = None,
+        lexicon_dim: int = 0,
+        lexicon_word_min_freq: int = 1,
         recurrent_initializer: str = "orthogonal",
         kernel_initializer: str = "glorot_uniform",
         optimizer: str = "adam",
@@ -341,6 +437,7 @@ class RNNTagger(RecurrentModel):
         self.chars_ = None
         self.bigrams_ = None
         self.lexicon_ = None
+        self.lexicon_words_ = None
         self._jieba = None
 
     def _validate(self):
@@ -362,10 +459,16 @@ class RNNTagger(RecurrentModel):
         check_bool("lexicon_jieba", self.lexicon_jieba)
         check_int("lexicon_min_freq", self.lexicon_min_freq, minimum=1)
         check_str("lexicon_path", self.lexicon_path, allow_none=True)
+        check_int("lexicon_dim", self.lexicon_dim, minimum=0)
+        check_int("lexicon_word_min_freq", self.lexicon_word_min_freq, minimum=1)
         if self.lexicon_features and not self.lexicon_jieba and self.lexicon_path is None:
             raise ConfigError(
                 "lexicon_features", "needs words: set lexicon_jieba: true or give a word list in lexicon_path", True
             )
+
+    @property
+    def uses_lexicon_words(self) -> bool:
+        return bool(self.lexicon_features and self.lexicon_dim)
 
     @property
     def uses_crf(self) -> bool:
@@ -378,6 +481,8 @@ class RNNTagger(RecurrentModel):
         if self.char_features != "none" and self.chars_ is None:
             return False
         if self.lexicon_features and self.lexicon_ is None:
+            return False
+        if self.uses_lexicon_words and self.lexicon_words_ is None:
             return False
         return not (self.bigram_features and self.bigrams_ is None)
 
@@ -409,11 +514,30 @@ class RNNTagger(RecurrentModel):
                 words = {"".join(normalize(c) for c in w) for w in words}
             self._set_lexicon(sorted(w for w in words if 2 <= len(w) <= self.lexicon_max_length and not any(c.isspace() for c in w)))
             log.info("Lexicon features: %d words of 2 to %d characters", len(self.lexicon_), self.lexicon_max_length)
+            if self.uses_lexicon_words:
+                counts = Counter()
+                every = {w: 1 for w in self.lexicon_}
+                for sentence in sentences:
+                    ids = lexicon_word_ids(list(sentence), every, self.lexicon_max_length)
+                    tokens = list(sentence)
+                    for i, n in zip(*np.nonzero(ids[:, : self.lexicon_max_length - 1])):
+                        counts["".join(tokens[i : i + n + 2])] += 1
+                self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq))
+                log.info("Lexicon word vectors for %d words seen in training", len(self.lexicon_words_) - 2)
         return self
 
     def _set_lexicon(self, words):
         self.lexicon_ = list(words)
         self._lexicon = frozenset(self.lexicon_)
+
+    def _set_lexicon_words(self, words):
+        self.lexicon_words_ = list(words)
+        ids = {w: i for i, w in enumerate(self.lexicon_words_) if i >= 2}
+        self._lexicon_ids = {w: ids.get(w, 1) for w in self.lexicon_}
+
+    def lexicon_ids_of(self, word_list) -> list[int]:
+        """The word ids (as ``lexicon_word_ids`` gives them) of lexicon words."""
+        return [self._lexicon_ids[w] for w in word_list]
 
     def feature_names(self) -> list[str]:
         """Names of the model inputs besides ``token_ids``, in a fixed order."""
@@ -428,6 +552,8 @@ class RNNTagger(RecurrentModel):
             names.append("boundary_ids")
         if self.lexicon_features:
             names.append("lexicon")
+        if self.uses_lexicon_words:
+            names.append("lexicon_ids")
         return names
 
     def features(self, sentence) -> dict:
@@ -457,6 +583,8 @@ class RNNTagger(RecurrentModel):
             out["boundary_ids"] = self._boundaries(list(sentence))
         if self.lexicon_features:
             out["lexicon"] = lexicon_matrix(list(sentence), self._lexicon, self.lexicon_max_length)
+        if self.uses_lexicon_words:
+            out["lexicon_ids"] = lexicon_word_ids(list(sentence), self._lexicon_ids, self.lexicon_max_length)
         return out
 
     def _boundaries(self, tokens) -> np.ndarray:
@@ -534,6 +662,11 @@ class RNNTagger(RecurrentModel):
             width = len(LEXICON_POSITIONS) * (self.lexicon_max_length - 1)
             inputs["lexicon"] = keras.Input(shape=(None, width), dtype="float32", name="lexicon")
             parts.append(inputs["lexicon"])
+        if self.uses_lexicon_words:
+            slots = len(lexicon_slots(self.lexicon_max_length))
+            inputs["lexicon_ids"] = keras.Input(shape=(None, slots), dtype="int32", name="lexicon_ids")
+            pooled = LexiconEmbedding(len(self.lexicon_words_), self.lexicon_dim, self.lexicon_max_length, name="lexicon_embedding")
+            parts.append(pooled(inputs["lexicon_ids"]))
         x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="token_features")(parts)
         if self.input_dropout:
             x = keras.layers.Dropout(self.input_dropout, name="input_dropout")(x)
@@ -621,6 +754,8 @@ class RNNTagger(RecurrentModel):
             _write_lines(os.path.join(directory, "bigrams.txt"), self.bigrams_)
         if self.lexicon_ is not None:
             _write_lines(os.path.join(directory, "lexicon.txt"), self.lexicon_)
+        if self.lexicon_words_ is not None:
+            _write_lines(os.path.join(directory, "lexicon_words.txt"), self.lexicon_words_)
 
     def load_assets(self, directory):
         from . import crf, layers  # noqa: F401  (registers the custom layers before loading)
@@ -633,6 +768,8 @@ class RNNTagger(RecurrentModel):
             self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
         if self.lexicon_features:
             self._set_lexicon(_read_lines(os.path.join(directory, "lexicon.txt")))
+        if self.uses_lexicon_words:
+            self._set_lexicon_words(_read_lines(os.path.join(directory, "lexicon_words.txt")))
         path = os.path.join(directory, "model.keras")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} is missing: the saved pipeline's Keras model")

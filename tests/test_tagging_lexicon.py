@@ -3,7 +3,7 @@ import pytest
 
 from pipeline import Pipeline
 from pipeline.errors import ConfigError
-from stages.taggers import RNNTagger, lexicon_matrix, read_word_list
+from stages.taggers import LexiconEmbedding, RNNTagger, lexicon_matrix, lexicon_slots, lexicon_word_ids, read_word_list
 
 from test_tagging import ZH_SPANS, ZH_TEXTS, tagging_config
 
@@ -115,3 +115,43 @@ def test_lexicon_tagger_predicts_the_same_after_loading(zh_lexicon, tmp_path):
     assert loaded.stage("model").lexicon_ == words
     texts = ZH_TEXTS + ["张伟在上海工作，王芳在北京。"]
     assert loaded.predict(texts) == zh_lexicon.predict(texts)
+
+
+def test_lexicon_word_ids_follow_the_slot_layout():
+    index = {"南京": 2, "南京市": 3, "市长": 1, "长江大桥": 4}
+    got = lexicon_word_ids(list("南京市长江大桥"), index, 4)
+    slots = lexicon_slots(4)
+    assert slots == [("B", 2, 0), ("B", 3, 0), ("B", 4, 0), ("M", 3, 1), ("M", 4, 1), ("M", 4, 2),
+                     ("E", 2, 1), ("E", 3, 2), ("E", 4, 3)]
+    want = [
+        [2, 3, 0, 0, 0, 0, 0, 0, 0],  # 南
+        [0, 0, 0, 3, 0, 0, 2, 0, 0],  # 京
+        [1, 0, 0, 0, 0, 0, 0, 3, 0],  # 市
+        [0, 0, 4, 0, 0, 0, 1, 0, 0],  # 长
+        [0, 0, 0, 0, 4, 0, 0, 0, 0],  # 江
+        [0, 0, 0, 0, 0, 4, 0, 0, 0],  # 大
+        [0, 0, 0, 0, 0, 0, 0, 0, 4],  # 桥
+    ]
+    assert got.tolist() == want
+
+
+def test_lexicon_embedding_averages_the_word_vectors_of_each_position():
+    layer = LexiconEmbedding(5, 2, 3)
+    layer.build(None)
+    table = np.arange(10, dtype="float32").reshape(5, 2)
+    layer.embedding.set_weights([table])
+    # slots: B2 B3 M3 E2 E3
+    out = np.asarray(layer(np.array([[[2, 3, 0, 4, 0], [0, 0, 0, 0, 0]]])))
+    assert out[0, 0].tolist() == [*((table[2] + table[3]) / 2), 0.0, 0.0, *table[4]]
+    assert not out[0, 1].any()
+
+
+def test_lexicon_word_vectors_are_learned_for_words_seen_in_training(tmp_path):
+    p = Pipeline.from_config(lexicon_config(tmp_path, lexicon_dim=3)).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=2)
+    model = p.stage("model")
+    # Matched in the training texts: 北京 (6 times), 张伟 (6), 工作 (6), 上海工作 (3).
+    assert model.lexicon_words_ == ["<pad>", "<unk>", "北京", "工作", "张伟", "上海工作"]
+    assert model.model_.get_layer("lexicon_embedding").output.shape[-1] == 9
+    p.save(str(tmp_path / "saved"))
+    assert (tmp_path / "saved" / "model" / "lexicon_words.txt").is_file()
+    assert Pipeline.load(str(tmp_path / "saved")).predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
