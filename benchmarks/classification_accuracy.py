@@ -161,6 +161,7 @@ def run(args) -> dict:
     config = pipeline.get_config()
 
     t_start = time.perf_counter()
+    machine = machine_info()  # before the run, so the load figure is the load it started under
     train = pipeline.read(train_path)
     dev = pipeline.read(dev_path)
     texts, labels = train.texts, train.labels
@@ -222,7 +223,7 @@ def run(args) -> dict:
         "overrides": args.set,
         "command_line_options": {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "limit": args.limit},
         "config": config,
-        "machine": machine_info(),
+        "machine": {**machine, "load_average_at_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None},
     }
 
 
