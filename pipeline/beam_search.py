@@ -14,9 +14,14 @@ The step function has the signature::
 - ``state``: a list of tensors with leading dimension ``n`` (recurrent states), which the search
   reorders when beams are re-ranked;
 - ``context``: a list of tensors with leading dimension ``n`` that never change (encoder
-  outputs, the source mask); beam search tiles them once;
+  outputs, the source mask, the encoder side of the attention score); beam search tiles them
+  once;
 - ``log_probs``: float ``(n, vocabulary)``, log-probabilities of the next token;
 - ``attention``: float ``(n, source_length)`` or None.
+
+Each beam-search step ranks only each beam's ``2k`` best tokens (found block-wise, see
+``_top_k_rows``), not all ``k * vocabulary`` extensions: the same candidates, sums and order of
+ties, at a fraction of the cost for a large target vocabulary.
 
 Scores: a finished hypothesis of ``t`` tokens (its ``<eos>`` included) with summed
 log-probability ``lp`` scores ``lp / ((5 + t) / 6) ** alpha`` (the GNMT length penalty; alpha 0
@@ -147,6 +152,80 @@ def _gather_rows(x, index, batch_size, width):
     return ops.reshape(picked, (batch_size, width, *rest))
 
 
+#: Width of the blocks that ``_top_k_rows`` ranks by their maxima (32 was fastest on a
+#: (160, 3613) and a (160, 5920) batch of rows; any width gives the same answer).
+BLOCK = 32
+
+
+def _top_k_rows(x, m):
+    """``ops.top_k(x, m)`` of a ``(rows, n)`` float tensor (static ``n``, no NaN): the same
+    values and indices, ties to the lower index, found in a fraction of the time for wide rows.
+
+    A row's ``m`` best entries lie in the ``m`` blocks of ``BLOCK`` consecutive entries with the
+    highest maxima (each of those maxima is an entry at least as good as anything in a block
+    not chosen), so the full ranking runs on one max per block and then on ``m`` blocks only.
+    Blocks of equal maxima rank by position, and the chosen blocks are read in position order,
+    so ties break towards the lower index exactly as ``top_k`` over the whole row does.
+    """
+    n = x.shape[-1]
+    blocks = -(-n // BLOCK) if n is not None else 0
+    if blocks <= m:
+        values, ids = ops.top_k(x, m)
+        return values, ops.cast(ids, "int32")
+    rows = ops.shape(x)[0]
+    if blocks * BLOCK > n:
+        x = ops.pad(x, [[0, 0], [0, blocks * BLOCK - n]], constant_values=float("-inf"))
+    x = ops.reshape(x, (rows, blocks, BLOCK))
+    _, best = ops.top_k(ops.max(x, axis=-1), m)
+    best = ops.sort(ops.cast(best, "int32"), axis=-1)
+    picked = ops.reshape(_gather_rows(x, best, rows, m), (rows, m * BLOCK))
+    values, pos = ops.top_k(picked, m)
+    pos = ops.cast(pos, "int32")
+    return values, ops.take_along_axis(best, pos // BLOCK, axis=1) * BLOCK + pos % BLOCK
+
+
+def _candidates(log_probs, alive_logp, batch_size, k, banned_ids):
+    """The ``2k`` best extensions of each sentence's ``k`` live hypotheses.
+
+    Args:
+        log_probs: ``(batch * k, vocab)`` next-token log-probabilities of each live hypothesis.
+        alive_logp: ``(batch, k)`` their summed log-probabilities.
+
+    Returns:
+        ``(top_logp, origin, token)``, each ``(batch, 2k)``: summed log-probabilities (best
+        first), the beam each candidate extends, and its token.
+
+    Adding a beam's log-probability to every token of that beam does not reorder its tokens, so
+    the sentence's best ``2k`` extensions lie among each beam's ``2k`` best tokens (plus the
+    banned ones, which may be among those and are dropped). Ranking ``k * (2k + banned)``
+    candidates instead of ``k * vocab`` gives the same candidates, the same sums and the same
+    order of ties (beam first, then token id, as ``top_k`` over the flat ``k * vocab`` does),
+    without a full-vocabulary pass for the ban and the sum. Tiny vocabularies, where a beam has
+    no ``2k`` unbanned tokens to offer, take the full ranking.
+    """
+    b = batch_size
+    vocab = log_probs.shape[-1]
+    per_beam = 2 * k + len(banned_ids)
+    if vocab is None or per_beam >= vocab:
+        log_probs = _ban(log_probs, banned_ids)
+        vocab = ops.shape(log_probs)[-1]
+        cand = ops.reshape(ops.expand_dims(alive_logp, 2) + ops.reshape(log_probs, (b, k, vocab)), (b, -1))
+        top_logp, top_index = ops.top_k(cand, 2 * k)
+        top_index = ops.cast(top_index, "int32")
+        return top_logp, top_index // vocab, top_index % vocab
+    beam_logp, beam_ids = _top_k_rows(log_probs, per_beam)
+    if banned_ids:
+        hit = ops.zeros_like(beam_ids, dtype="bool")
+        for banned in banned_ids:
+            hit = ops.logical_or(hit, ops.equal(beam_ids, banned))
+        beam_logp = ops.where(hit, ops.full_like(beam_logp, NEG), beam_logp)
+    cand = ops.reshape(ops.expand_dims(alive_logp, 2) + ops.reshape(beam_logp, (b, k, per_beam)), (b, -1))
+    top_logp, pick = ops.top_k(cand, 2 * k)
+    pick = ops.cast(pick, "int32")
+    token = ops.take_along_axis(ops.reshape(beam_ids, (b, -1)), pick, axis=1)
+    return top_logp, pick // per_beam, token
+
+
 def beam_search(
     step,
     state,
@@ -211,14 +290,8 @@ def beam_search(
 
     def body(i, tokens, alive_seq, alive_logp, fin_seq, fin_score, alive_attn, fin_attn, *state):
         log_probs, new_state, attn = step(tokens, list(state), context)
-        log_probs = _ban(ops.cast(log_probs, "float32"), banned_ids)
-        vocab = ops.shape(log_probs)[-1]
-        cand = ops.reshape(ops.expand_dims(alive_logp, 2) + ops.reshape(log_probs, (b, k, vocab)), (b, -1))
         # 2k candidates hold at least k that do not end in <eos> (each beam has one <eos>).
-        top_logp, top_index = ops.top_k(cand, 2 * k)
-        top_index = ops.cast(top_index, "int32")
-        origin = top_index // vocab
-        token = top_index % vocab
+        top_logp, origin, token = _candidates(ops.cast(log_probs, "float32"), alive_logp, b, k, banned_ids)
         seq = _gather_rows(alive_seq, origin, b, 2 * k)
         seq = _write(seq, i, token, 2)
         is_eos = ops.equal(token, eos_id)

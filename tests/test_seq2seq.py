@@ -70,6 +70,46 @@ def test_sequence_attention_gives_padding_no_weight(score):
     assert np.abs(weights[1, :, 2:]).max() < 1e-6
 
 
+@pytest.mark.parametrize("score, value_dim", [("bahdanau", 6), ("general", 6), ("dot", 4)])
+def test_sequence_attention_attend_with_keys_equals_full_sequence_call(score, value_dim):
+    # Decoding scores one step at a time with keys computed once; training scores all steps.
+    rng = np.random.default_rng(1)
+    q = rng.normal(size=(2, 3, 4)).astype("float32")
+    v = rng.normal(size=(2, 5, value_dim)).astype("float32")
+    mask = np.array([[True] * 5, [True, True, True, False, False]])
+    att = SequenceAttention(score, units=3 if score == "bahdanau" else None)
+    att(q, v, mask)
+    if score == "bahdanau":  # a trained bias is not zero: it must reach the keys
+        att.bias.assign(rng.normal(size=(3,)).astype("float32"))
+    context, weights = (np.asarray(t) for t in att(q, v, mask))
+    keys = att.keys(v)
+    for t in range(3):
+        c_t, w_t = att.attend(q[:, t], keys, v, mask)
+        np.testing.assert_allclose(np.asarray(c_t), context[:, t], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(w_t), weights[:, t], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("attention, score", [("bahdanau", "general"), ("luong", "general"), ("luong", "dot")])
+def test_rnn_seq2seq_step_equals_teacher_forced_model(attention, score):
+    from keras import ops
+
+    from stages import EmbeddingVectorizer
+
+    m = RNNSeq2Seq(cell="gru", units=4, attention=attention, luong_score=score, dropout=0.0)
+    m.build(EmbeddingVectorizer(dim=4).input_layer(9), EmbeddingVectorizer(dim=4).input_layer(8), 8)
+    src = np.array([[3, 4, 5, 0], [6, 7, 0, 0]], "int32")
+    tgt_in = np.array([[1, 4, 5], [1, 6, 3]], "int32")
+    log_probs = np.asarray(ops.log_softmax(m.model_.predict_on_batch((src, tgt_in)), axis=-1))
+    context, state = m.encode(src)
+    assert len(context) == (2 if score == "dot" and attention == "luong" else 3)  # keys precomputed
+    for t in range(tgt_in.shape[1]):
+        # The two-tensor context of earlier versions (keys computed in the step) agrees too.
+        old_form, _, _ = m.step(tgt_in[:, t], state, context[:2])
+        step_log_probs, state, _ = m.step(tgt_in[:, t], state, context)
+        np.testing.assert_allclose(np.asarray(step_log_probs), log_probs[:, t], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(old_form), np.asarray(step_log_probs), rtol=1e-5, atol=1e-6)
+
+
 def test_sequence_attention_dot_refuses_unequal_sizes():
     with pytest.raises(ValueError, match="dot attention needs"):
         SequenceAttention("dot")(np.ones((1, 2, 4), "float32"), np.ones((1, 3, 6), "float32"))

@@ -4,15 +4,24 @@ import numpy as np
 import pytest
 from keras import ops
 
-from pipeline.beam_search import NEG, beam_search, check_search_options, greedy_search, length_penalty
+from pipeline.beam_search import (
+    BLOCK,
+    NEG,
+    _candidates,
+    _top_k_rows,
+    beam_search,
+    check_search_options,
+    greedy_search,
+    length_penalty,
+)
 from pipeline.errors import ConfigError
 
 V, H, BOS, EOS = 7, 5, 1, 2
 
 
-def _toy(seed=0):
+def _toy(seed=0, vocab=V):
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(H, H)) * 0.8, rng.normal(size=(V, H)), rng.normal(size=(H, V)) * 2.0
+    return rng.normal(size=(H, H)) * 0.8, rng.normal(size=(vocab, H)), rng.normal(size=(H, vocab)) * 2.0
 
 
 def _np_step(weights, token, h, bias):
@@ -35,15 +44,16 @@ def _keras_step(weights):
     return step
 
 
-def _reference_beam(weights, h0, bias, k, max_length, alpha):
+def _reference_beam(weights, h0, bias, k, max_length, alpha, banned=()):
     """One sentence, lists and loops, same rules: 2k candidates, <eos> finishes, max_length forces."""
     alive = [([], 0.0, h0)]
+    vocab = len(bias)
     finished = []
     for i in range(max_length):
         cands = []
         for seq, lp, h in alive:
             logp, h2 = _np_step(weights, seq[-1] if seq else BOS, h, bias)
-            cands += [(lp + logp[v], seq + [v], h2) for v in range(V)]
+            cands += [(lp + logp[v], seq + [v], h2) for v in range(vocab) if v not in banned]
         cands.sort(key=lambda c: -c[0])
         top = cands[: 2 * k]
         pen = ((5.0 + i + 1) / 6.0) ** alpha
@@ -55,11 +65,11 @@ def _reference_beam(weights, h0, bias, k, max_length, alpha):
     return finished
 
 
-def _setup(batch=4, seed=0):
+def _setup(batch=4, seed=0, vocab=V):
     rng = np.random.default_rng(seed + 100)
-    weights = _toy(seed)
+    weights = _toy(seed, vocab)
     h0 = rng.normal(size=(batch, H)).astype("float32")
-    bias = rng.normal(size=(batch, V)).astype("float32")
+    bias = rng.normal(size=(batch, vocab)).astype("float32")
     bias[:, EOS] += 1.0  # make <eos> reachable so hypotheses finish at different lengths
     return weights, h0, bias
 
@@ -146,3 +156,52 @@ def test_beam_search_n_best_1_keeps_the_exact_best_hypothesis():
         ref_score, ref_seq = _reference_beam(weights, h0[b].astype(np.float64), bias[b].astype(np.float64), 3, 7, 0.6)[0]
         assert tokens[b, 0, : len(ref_seq)].tolist() == ref_seq
         assert scores[b, 0] == pytest.approx(ref_score, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_beam_search_large_vocabulary_matches_reference(alpha):
+    # 300 tokens > 2k + banned: candidates come from each beam's best tokens, found by blocks.
+    weights, h0, bias = _setup(batch=3, seed=11, vocab=300)
+    k, max_length = 3, 7
+    step = _keras_step(weights)
+    tokens, scores, _ = beam_search(step, [h0], [bias], 3, BOS, EOS, max_length, k, alpha, banned_ids=(0, BOS))
+    tokens, scores = ops.convert_to_numpy(tokens), ops.convert_to_numpy(scores)
+    for b in range(3):
+        ref = _reference_beam(weights, h0[b].astype(np.float64), bias[b].astype(np.float64), k, max_length, alpha, (0, BOS))
+        for j, (ref_score, ref_seq) in enumerate(ref):
+            assert tokens[b, j, : len(ref_seq)].tolist() == ref_seq
+            assert scores[b, j] == pytest.approx(ref_score, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize("vocab", [8, 40, 300])
+def test_beam_candidates_equal_full_ranking_with_ties(vocab):
+    # Per-beam pre-selection (vocab 40; by blocks: 300) and the full ranking (vocab 8 <= 2k +
+    # banned) must both give exactly what a stable sort of all k * vocab banned-out sums gives,
+    # ties included.
+    rng = np.random.default_rng(vocab)
+    b, k, banned = 3, 3, (0, 1)
+    log_probs = np.round(rng.normal(-3.0, 1.0, size=(b * k, vocab)), 1).astype("float32")
+    alive = np.round(rng.normal(-2.0, 0.5, size=(b, k)), 1).astype("float32")
+    alive[0, 1] = alive[0, 0]  # equal beams: ties across beams too
+    found = _candidates(ops.convert_to_tensor(log_probs), ops.convert_to_tensor(alive), b, k, banned)
+    top_logp, origin, token = (ops.convert_to_numpy(t) for t in found)
+    banned_lp = log_probs.copy()
+    banned_lp[:, list(banned)] = NEG
+    cand = (alive[:, :, None] + banned_lp.reshape(b, k, vocab)).reshape(b, -1)
+    order = np.argsort(-cand, axis=1, kind="stable")[:, : 2 * k]
+    np.testing.assert_array_equal(top_logp, np.take_along_axis(cand, order, axis=1))
+    np.testing.assert_array_equal(origin, order // vocab)
+    np.testing.assert_array_equal(token, order % vocab)
+
+
+@pytest.mark.parametrize("width", [5 * BLOCK, 13 * BLOCK + 7, 3 * BLOCK + 1])
+def test_top_k_rows_equals_top_k_with_ties(width):
+    # Whole-number scores tie a lot, also across blocks; the last width is narrow enough to
+    # take plain top_k (4 blocks <= m).
+    rng = np.random.default_rng(width)
+    x = np.round(rng.normal(size=(6, width)) * 2).astype("float32")
+    x[0, :] = 1.0  # a row of one value: the m lowest indices
+    values, ids = (ops.convert_to_numpy(t) for t in _top_k_rows(ops.convert_to_tensor(x), 4))
+    order = np.argsort(-x, axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(ids, order)
+    np.testing.assert_array_equal(values, np.take_along_axis(x, order, axis=1))
