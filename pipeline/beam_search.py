@@ -19,9 +19,9 @@ The step function has the signature::
 - ``log_probs``: float ``(n, vocabulary)``, log-probabilities of the next token;
 - ``attention``: float ``(n, source_length)`` or None.
 
-Each beam-search step ranks only each beam's ``2k`` best tokens (found block-wise, see
-``_top_k_rows``), not all ``k * vocabulary`` extensions: the same candidates, sums and order of
-ties, at a fraction of the cost for a large target vocabulary.
+With a large target vocabulary, each beam-search step ranks only each beam's ``2k`` best
+tokens (found block-wise, see ``_candidates`` and ``_top_k_rows``), not all ``k * vocabulary``
+extensions: the same candidates, sums and order of ties, at a fraction of the cost.
 
 Scores: a finished hypothesis of ``t`` tokens (its ``<eos>`` included) with summed
 log-probability ``lp`` scores ``lp / ((5 + t) / 6) ** alpha`` (the GNMT length penalty; alpha 0
@@ -200,13 +200,14 @@ def _candidates(log_probs, alive_logp, batch_size, k, banned_ids):
     banned ones, which may be among those and are dropped). Ranking ``k * (2k + banned)``
     candidates instead of ``k * vocab`` gives the same candidates, the same sums and the same
     order of ties (beam first, then token id, as ``top_k`` over the flat ``k * vocab`` does),
-    without a full-vocabulary pass for the ban and the sum. Tiny vocabularies, where a beam has
-    no ``2k`` unbanned tokens to offer, take the full ranking.
+    without a full-vocabulary pass for the ban and the sum. Small vocabularies (up to ``BLOCK``
+    tokens per pre-selected token) take the full ranking: it is cheap there, and fewer
+    operations a step matter more than fewer multiply-adds for a small model.
     """
     b = batch_size
     vocab = log_probs.shape[-1]
     per_beam = 2 * k + len(banned_ids)
-    if vocab is None or per_beam >= vocab:
+    if vocab is None or vocab <= BLOCK * per_beam:
         log_probs = _ban(log_probs, banned_ids)
         vocab = ops.shape(log_probs)[-1]
         cand = ops.reshape(ops.expand_dims(alive_logp, 2) + ops.reshape(log_probs, (b, k, vocab)), (b, -1))

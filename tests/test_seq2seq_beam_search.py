@@ -175,8 +175,8 @@ def test_beam_search_large_vocabulary_matches_reference(alpha):
 
 @pytest.mark.parametrize("vocab", [8, 40, 300])
 def test_beam_candidates_equal_full_ranking_with_ties(vocab):
-    # Per-beam pre-selection (vocab 40; by blocks: 300) and the full ranking (vocab 8 <= 2k +
-    # banned) must both give exactly what a stable sort of all k * vocab banned-out sums gives,
+    # Per-beam pre-selection by blocks (vocab 300 > BLOCK * (2k + banned)) and the full ranking
+    # (8, 40) must both give exactly what a stable sort of all k * vocab banned-out sums gives,
     # ties included.
     rng = np.random.default_rng(vocab)
     b, k, banned = 3, 3, (0, 1)
