@@ -131,7 +131,7 @@ class ClassificationPipeline(Pipeline):
             log.info("Vocabulary covers %.1f%% of dev tokens", 100 * self.dev_coverage_["coverage"])
             val = (self.encode_tokens(val_tokens), decoder.encode(list(val_labels)))
 
-        n_members = model.ensemble
+        n_members = getattr(model, "ensemble", 1)  # model stages of other packages may not have it
         members, self.member_histories_ = [], []
         for i in range(n_members):
             member_dir = output_dir
@@ -145,7 +145,7 @@ class ClassificationPipeline(Pipeline):
                 n_outputs=len(decoder.labels_),
                 multi_label=decoder.multi_label,
                 initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
-                member=i if n_members > 1 else None,
+                **({"member": i} if n_members > 1 else {}),
             )
             model.fit(
                 (x, y),
@@ -157,7 +157,8 @@ class ClassificationPipeline(Pipeline):
             )
             members.append(model.model_)
             self.member_histories_.append(model.history_)
-        model.combine(members)
+        if n_members > 1:
+            model.combine(members)
         # The first member's epochs (all members' are in member_histories_).
         self.history_ = self.member_histories_[0]
         if output_dir:
