@@ -582,35 +582,54 @@ def _build_module(pipeline, asset_dir):
         module.tokenize = tokenize
         module.serve_text = serve_text
         signatures[TEXT_SIGNATURE] = serve_text.get_concrete_function()
-    # Keras variables (weights, dropout seed state) are tracked through the traced functions,
-    # as keras.export.ExportArchive does, rather than by attaching the Keras model itself.
-    seen, variables = set(), []
+    track_variables(module, signatures, exclude=(module.label_names,))
+    return module, signatures
+
+
+def track_variables(module, signatures, exclude=()) -> None:
+    """Attach to ``module`` every variable the traced ``signatures`` use, once each (except
+    ``exclude``, tracked elsewhere). Keras variables (weights, dropout seed state) are tracked
+    through the traced functions, as ``keras.export.ExportArchive`` does, rather than by
+    attaching the Keras model itself."""
+    seen, variables = {id(v) for v in exclude}, []
     for fn in signatures.values():
         for v in fn.variables:
-            if id(v) not in seen and v is not module.label_names:
+            if id(v) not in seen:
                 seen.add(id(v))
                 variables.append(v)
     module.model_variables = variables
-    return module, signatures
+
+
+def write_config_asset(pipeline, asset_dir) -> None:
+    """Write the pipeline's config as ``pipeline.yaml`` among the SavedModel's assets."""
+    with open(os.path.join(asset_dir, "pipeline.yaml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump(pipeline.get_config(), f, allow_unicode=True, sort_keys=False)
+
+
+def save_module(module, signatures, staging) -> dict:
+    """``tf.saved_model.save`` the module into ``staging``; return the signature report
+    (``{"signatures": {name: {"inputs": [...], "outputs": [...]}}}``)."""
+    tf = require_tensorflow("Exporting a SavedModel")
+    tf.saved_model.save(module, staging, signatures=signatures)
+    return {
+        "signatures": {
+            name: {
+                "inputs": [spec.name for spec in tf.nest.flatten(fn.structured_input_signature)],
+                "outputs": sorted(fn.structured_outputs),
+            }
+            for name, fn in signatures.items()
+        }
+    }
 
 
 def _write(pipeline, staging) -> dict:
     """Write the SavedModel into the (empty) ``staging`` folder; return the signature report."""
-    tf = require_tensorflow("Exporting a SavedModel")
     with tempfile.TemporaryDirectory() as asset_dir:
         pipeline.stage("vocabulary").save_assets(asset_dir)
         pipeline.stage("decoder").save_assets(asset_dir)
-        with open(os.path.join(asset_dir, "pipeline.yaml"), "w", encoding="utf-8") as f:
-            yaml.safe_dump(pipeline.get_config(), f, allow_unicode=True, sort_keys=False)
+        write_config_asset(pipeline, asset_dir)
         module, signatures = _build_module(pipeline, asset_dir)
-        tf.saved_model.save(module, staging, signatures=signatures)
-    report = {"signatures": {}}
-    for name, fn in signatures.items():
-        report["signatures"][name] = {
-            "inputs": [spec.name for spec in tf.nest.flatten(fn.structured_input_signature)],
-            "outputs": sorted(fn.structured_outputs),
-        }
-    return report
+        return save_module(module, signatures, staging)
 
 
 # -- export from a non-TensorFlow Keras backend ---------------------------------------------------

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 
-import yaml
 
 from .backend import require_tensorflow
 from .errors import NotFittedError
@@ -181,13 +180,7 @@ def _build_module(pipeline, asset_dir):
         module.serve_text = serve_text
         module.tokenize = tokenize
         signatures[TEXT_SIGNATURE] = serve_text.get_concrete_function()
-    seen, variables = set(), []
-    for fn in signatures.values():
-        for v in fn.variables:
-            if id(v) not in seen:
-                seen.add(id(v))
-                variables.append(v)
-    module.model_variables = variables
+    ex.track_variables(module, signatures)
     return module, signatures
 
 
@@ -215,21 +208,14 @@ def _detok_mode(pipeline):
 
 
 def _write(pipeline, staging) -> dict:
-    tf = require_tensorflow("Exporting a SavedModel")
+    ex = _helpers()
     with tempfile.TemporaryDirectory() as asset_dir:
         for side in ("source", "target"):
             with open(os.path.join(asset_dir, f"{side}_vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
                 f.write("\n".join(pipeline.side("vocabulary", side).tokens_) + "\n")
-        with open(os.path.join(asset_dir, "pipeline.yaml"), "w", encoding="utf-8") as f:
-            yaml.safe_dump(pipeline.get_config(), f, allow_unicode=True, sort_keys=False)
+        ex.write_config_asset(pipeline, asset_dir)
         module, signatures = _build_module(pipeline, asset_dir)
-        tf.saved_model.save(module, staging, signatures=signatures)
-    report = {"signatures": {}}
-    for name, fn in signatures.items():
-        report["signatures"][name] = {
-            "inputs": [spec.name for spec in tf.nest.flatten(fn.structured_input_signature)],
-            "outputs": sorted(fn.structured_outputs),
-        }
+        report = ex.save_module(module, signatures, staging)
     report["beam_widths"] = {k: v for k, v in _beam_widths(pipeline).items()}
     return report
 

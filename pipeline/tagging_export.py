@@ -34,11 +34,19 @@ import subprocess
 import sys
 import tempfile
 
-import yaml
 
 from .backend import require_tensorflow
 from .errors import NotFittedError
-from .export import DEFAULT_SAMPLES, ExportError, GraphTokenizer, space_code_points, write_checked
+from .export import (
+    DEFAULT_SAMPLES,
+    ExportError,
+    GraphTokenizer,
+    save_module,
+    space_code_points,
+    track_variables,
+    write_checked,
+    write_config_asset,
+)
 
 TOKENS_SIGNATURE = "serving_default"
 TEXT_SIGNATURE = "serve_text"
@@ -495,18 +503,11 @@ def _build_module(pipeline, asset_dir):
 
         module.serve_text = serve_text
         signatures[TEXT_SIGNATURE] = serve_text.get_concrete_function()
-    seen, variables = set(), []
-    for fn in signatures.values():
-        for v in fn.variables:
-            if id(v) not in seen and v is not module.tag_names:
-                seen.add(id(v))
-                variables.append(v)
-    module.model_variables = variables
+    track_variables(module, signatures, exclude=(module.tag_names,))
     return module, signatures
 
 
 def _write(pipeline, staging) -> dict:
-    tf = require_tensorflow("Exporting a SavedModel")
     with tempfile.TemporaryDirectory() as asset_dir:
         pipeline.stage("vocabulary").save_assets(asset_dir)
         pipeline.stage("decoder").save_assets(asset_dir)
@@ -516,17 +517,9 @@ def _write(pipeline, staging) -> dict:
             if items is not None:
                 with open(os.path.join(asset_dir, name), "w", encoding="utf-8", newline="\n") as f:
                     f.write("\n".join(items) + "\n")
-        with open(os.path.join(asset_dir, "pipeline.yaml"), "w", encoding="utf-8") as f:
-            yaml.safe_dump(pipeline.get_config(), f, allow_unicode=True, sort_keys=False)
+        write_config_asset(pipeline, asset_dir)
         module, signatures = _build_module(pipeline, asset_dir)
-        tf.saved_model.save(module, staging, signatures=signatures)
-    report = {"signatures": {}}
-    for name, fn in signatures.items():
-        report["signatures"][name] = {
-            "inputs": [spec.name for spec in tf.nest.flatten(fn.structured_input_signature)],
-            "outputs": sorted(fn.structured_outputs),
-        }
-    return report
+        return save_module(module, signatures, staging)
 
 
 def _write_in_tensorflow_process(pipeline, staging) -> dict:
