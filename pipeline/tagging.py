@@ -383,8 +383,14 @@ class TaggingPipeline(Pipeline):
                 left out of the targets and counted in ``alignment_``.
             callbacks: extra Keras callbacks, run after the pipeline's own.
 
+        With ``model.ensemble: N`` the tagger is trained N times (seeds ``seed`` ... ``seed + N
+        - 1``, each member with its own early stopping and best epoch; the logs and checkpoints
+        of member i go to ``output_dir/members/member_i``) and the pipeline answers with the
+        members' mean (see ``RNNTagger.combine``). An ensemble cannot be trained on (``resume``).
+
         Returns:
-            self (Keras history in ``history_``; alignment counts in ``alignment_``).
+            self (Keras history in ``history_``, of the first member for an ensemble, every
+            member's in ``member_histories_``; alignment counts in ``alignment_``).
         """
         options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
         set_seed(options["seed"])
@@ -428,24 +434,45 @@ class TaggingPipeline(Pipeline):
 
         from stages.taggers import EpochEndScorer, TaggingBatches
 
-        train = TaggingBatches(train_items, self._input_names(), options["batch_size"], shuffle=True, seed=options["seed"] or 0)
-        if not resume:
-            model.build(
-                vectorizer.input_layer(len(vocabulary)),
-                n_tags=len(decoder.tags_),
-                constraints=allowed_transitions(decoder.tags_, decoder.scheme),
-                initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
-                steps_per_epoch=len(train),
+        n_members = 1 if resume else getattr(model, "ensemble", 1)
+        if resume and getattr(model, "is_ensemble", False):
+            raise ValueError(
+                "This tagger is an ensemble of several networks, which cannot be trained on as one "
+                "(resume=True / --resume). Train a new pipeline instead, e.g. on the old and new data together."
             )
-        callbacks = self._callbacks(options, output_dir, val is not None)
-        if dev_examples is not None:
-            # First, so early stopping, the checkpoint and the CSV log see its figures.
-            scorer = EpochEndScorer(lambda: self._dev_figures(dev_examples), maximize=DEV_FIGURES)
-            callbacks.insert(0, scorer)
-            scorer.set_modes(callbacks)
-        callbacks.extend(callbacks_extra or [])
-        model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=callbacks, verbose=options["verbose"])
-        self.history_ = model.history_
+        members, self.member_histories_ = [], []
+        for i in range(n_members):
+            member_dir, member_seed = output_dir, options["seed"]
+            if n_members > 1:
+                member_seed = None if options["seed"] is None else options["seed"] + i
+                log.info("Training ensemble member %d of %d (seed %s)", i + 1, n_members, member_seed)
+                if i and member_seed is not None:
+                    set_seed(member_seed)
+                member_dir = os.path.join(output_dir, "members", f"member_{i + 1}") if output_dir else None
+            train = TaggingBatches(train_items, self._input_names(), options["batch_size"], shuffle=True, seed=member_seed or 0)
+            if not resume:
+                model.build(
+                    vectorizer.input_layer(len(vocabulary)),
+                    n_tags=len(decoder.tags_),
+                    constraints=allowed_transitions(decoder.tags_, decoder.scheme),
+                    initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
+                    steps_per_epoch=len(train),
+                    **({"member": i} if n_members > 1 else {}),
+                )
+            callbacks = self._callbacks(options, member_dir, val is not None)
+            if dev_examples is not None:
+                # First, so early stopping, the checkpoint and the CSV log see its figures.
+                scorer = EpochEndScorer(lambda: self._dev_figures(dev_examples), maximize=DEV_FIGURES)
+                callbacks.insert(0, scorer)
+                scorer.set_modes(callbacks)
+            callbacks.extend(callbacks_extra or [])
+            model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=callbacks, verbose=options["verbose"])
+            members.append(model.model_)
+            self.member_histories_.append(model.history_)
+        if n_members > 1:
+            model.combine(members)
+        # The first member's epochs (all members' are in member_histories_).
+        self.history_ = self.member_histories_[0]
         if output_dir:
             self._write_run(output_dir, options, validation_data)
         return self
@@ -459,10 +486,16 @@ class TaggingPipeline(Pipeline):
     def _write_run(self, output_dir, options, validation_data):
         self.save(output_dir)
         report = {"history": self.history_, "alignment": self.alignment_, "long_training_sentences": self.long_sentences_}
+        members = getattr(self, "member_histories_", [])
+        if len(members) > 1:
+            report["member_histories"] = members
         if options["plots"]:
             from .plots import plot_history
 
             plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
+            if len(members) > 1:
+                for i, history in enumerate(members, start=1):
+                    plot_history(history, os.path.join(output_dir, "members", f"member_{i}", "training_curves.png"))
         if validation_data is not None:
             report["dev"] = self.evaluate(*validation_data)
         with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:

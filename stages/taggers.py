@@ -384,6 +384,11 @@ class RNNTagger(RecurrentModel):
         learning_rate_decay: inverse-time decay per epoch: the rate in epoch ``e`` (from 0) is
             ``learning_rate / (1 + learning_rate_decay * e)``, applied smoothly per step
             (0: constant). It steadies the dev figures late in training.
+        ensemble: train this many taggers of this shape one after another (seeds ``seed``,
+            ``seed + 1``, ...) and answer with their mean: a CRF ensemble decodes (Viterbi,
+            marginals) with the mean of the members' per-token scores and the mean of their
+            transition scores, i.e. it maximises the members' mean path score; a softmax
+            ensemble averages the tag probabilities. One saved model holds all members.
 
     Example:
         >>> m = RNNTagger(cell="lstm", units=16, output="crf")
@@ -431,6 +436,7 @@ class RNNTagger(RecurrentModel):
         learning_rate_decay: float = 0.0,
         clipnorm: float | None = 5.0,
         clipvalue: float | None = None,
+        ensemble: int = 1,
     ):
         super().__init__()
         self.model_ = None
@@ -451,6 +457,7 @@ class RNNTagger(RecurrentModel):
         if self.char_max_length < 2:
             raise ConfigError("char_max_length", "must be an integer >= 2", self.char_max_length)
         check_float("learning_rate_decay", self.learning_rate_decay, 0.0)
+        check_int("ensemble", self.ensemble, minimum=1)
         check_bool("case_features", self.case_features)
         check_bool("bigram_features", self.bigram_features)
         check_bool("word_boundary", self.word_boundary)
@@ -630,7 +637,7 @@ class RNNTagger(RecurrentModel):
         config["learning_rate"] = keras.optimizers.schedules.serialize(schedule)
         return type(optimizer).from_config(config)
 
-    def build(self, input_layer, n_tags: int, constraints=None, initial_weights=None, steps_per_epoch=None):
+    def build(self, input_layer, n_tags: int, constraints=None, initial_weights=None, steps_per_epoch=None, member=None):
         """Build and compile the Keras model.
 
         Args:
@@ -641,6 +648,8 @@ class RNNTagger(RecurrentModel):
                 ``crf_constraints`` is on.
             initial_weights: pretrained embedding matrix for ``input_layer``, or None.
             steps_per_epoch: training batches per epoch (for ``learning_rate_decay``).
+            member: with ``ensemble`` > 1, the index of the member being built (it names the
+                network ``member_<index + 1>``); ``combine`` then joins the trained members.
         """
         inputs = {"token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids")}
         parts = [input_layer(inputs["token_ids"])]
@@ -688,15 +697,45 @@ class RNNTagger(RecurrentModel):
                 trans, start, end = constraints
                 allowed = {"allowed_transitions": trans, "allowed_start": start, "allowed_end": end}
             out = CRF(n_tags, name="crf", **allowed)(scores)
-            model = CRFTaggerModel(inputs, out, name="rnn_crf_tagger")
+            model = CRFTaggerModel(inputs, out, name="rnn_crf_tagger" if member is None else f"member_{member + 1}")
             model.compile(optimizer=self._tagger_optimizer(steps_per_epoch), metrics=[accuracy])
         else:
             out = keras.layers.Activation("softmax", name="tag_probs")(scores)
-            model = keras.Model(inputs, out, name="rnn_tagger")
+            model = keras.Model(inputs, out, name="rnn_tagger" if member is None else f"member_{member + 1}")
             model.compile(optimizer=self._tagger_optimizer(steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=[accuracy])
         if initial_weights is not None:
             input_layer.set_weights([initial_weights])
         self.model_ = model
+        return self
+
+    def combine(self, members):
+        """Join trained member networks (built with ``member=i``) into one model; it becomes
+        ``model_``.
+
+        With a CRF, the joined model's output is the mean of the members' per-token scores,
+        followed by a CRF layer (named ``crf``, so decoding and export use it as a single
+        tagger's) holding the mean of the members' transition scores: Viterbi then finds the
+        tag sequence with the best mean path score. With softmax, the mean probabilities.
+        The joined model is not compiled: it only predicts, and cannot be trained on.
+        """
+        if len(members) != self.ensemble:
+            raise ValueError(f"combine got {len(members)} member networks but ensemble is {self.ensemble}")
+        if len(members) == 1:
+            self.model_ = members[0]
+            return self
+        first = members[0]
+        inputs = {name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=name) for name, t in first.input.items()}
+        outputs = [m(inputs) for m in members]
+        mean = keras.layers.Average(name="ensemble_mean")(outputs)
+        if not self.uses_crf:
+            self.model_ = keras.Model(inputs, mean, name="rnn_tagger_ensemble")
+            return self
+        crfs = [m.crf for m in members]
+        config = {k: v for k, v in crfs[0].get_config().items() if k not in ("name", "trainable", "dtype")}
+        crf = CRF(name="crf", **config)
+        out = crf(mean)
+        crf.set_weights([np.mean(ws, axis=0) for ws in zip(*(c.get_weights() for c in crfs))])
+        self.model_ = keras.Model(inputs, out, name="rnn_crf_tagger_ensemble")
         return self
 
     def fit(self, data, validation_data=None, epochs=10, callbacks=(), verbose="auto", initial_epoch=0, **_):
@@ -743,6 +782,11 @@ class RNNTagger(RecurrentModel):
     @property
     def crf(self) -> CRF:
         return self.model_.get_layer("crf")
+
+    @property
+    def is_ensemble(self) -> bool:
+        """True once ``model_`` joins several trained members (see ``combine``)."""
+        return self.model_ is not None and self.model_.name.endswith("_ensemble")
 
     # -- persistence ------------------------------------------------------------------------
     def save_assets(self, directory):

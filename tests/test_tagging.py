@@ -388,3 +388,52 @@ def test_tagging_monitor_restores_the_epoch_best_by_that_figure(monitor, best, t
     assert not all(np.array_equal(a, b) for a, b in zip(final, weights[-1 if best != 3 else 0]))
     saved = keras.saving.load_model(str(tmp_path / "checkpoints" / "best.keras")).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(saved, weights[best]))
+
+
+# -- ensembles --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def en_ensemble():
+    cfg = tagging_config(ensemble=2)
+    cfg["training"]["seed"] = 5
+    return Pipeline.from_config(cfg).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=3)
+
+
+def test_crf_ensemble_decodes_the_members_mean_scores_with_their_mean_transitions(en_ensemble):
+    import keras
+
+    model = en_ensemble.stage("model")
+    members = [layer for layer in model.model_.layers if isinstance(layer, keras.Model)]
+    assert [m.name for m in members] == ["member_1", "member_2"] and model.is_ensemble
+    for joined, *each in zip(model.crf.get_weights(), *(m.crf.get_weights() for m in members)):
+        np.testing.assert_allclose(joined, np.mean(each, axis=0), rtol=1e-6)
+    from stages.taggers import TaggingBatches
+
+    x = en_ensemble._encode(en_ensemble._examples(EN_TOKENS), False)
+    inputs = TaggingBatches(x, en_ensemble._input_names(), 8, shuffle=False, with_targets=False)[0]
+    inputs = inputs[0] if isinstance(inputs, tuple) else inputs
+    mean = np.mean([np.asarray(m.predict_on_batch(inputs)) for m in members], axis=0)
+    np.testing.assert_allclose(model.transform(inputs), mean, rtol=1e-5, atol=1e-6)
+    # Viterbi on the mean scores and transitions gives the pipeline's tags.
+    mask = inputs["token_ids"] != 0
+    tags, _ = model.crf.viterbi(mean, mask)
+    np.testing.assert_array_equal(np.asarray(tags) * mask, model.decode_batch(inputs)["tags"] * mask)
+
+
+def test_crf_ensemble_member_equals_a_single_tagger_trained_with_the_next_seed(en_ensemble):
+    cfg = tagging_config()
+    cfg["training"]["seed"] = 6
+    single = Pipeline.from_config(cfg).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=3).stage("model").model_
+    member = en_ensemble.stage("model").model_.get_layer("member_2")
+    for a, b in zip(member.get_weights(), single.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_saved_crf_ensemble_predicts_the_same_and_refuses_to_train_on(en_ensemble, tmp_path):
+    en_ensemble.save(str(tmp_path))
+    loaded = Pipeline.load(str(tmp_path))
+    texts = ["Carl met Anna in Oslo .", "Acme Corp hired Bob"]
+    assert loaded.predict(texts) == en_ensemble.predict(texts)
+    with pytest.raises(ValueError, match="ensemble of several networks"):
+        loaded.fit(EN_TOKENS, EN_TAGS, epochs=1, resume=True)
+    with pytest.raises(ConfigError, match="ensemble"):
+        Pipeline.from_config(tagging_config(ensemble=0))

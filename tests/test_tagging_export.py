@@ -122,3 +122,12 @@ def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_
     # The long sample (split into pieces of 6 characters) keeps the words across the cuts.
     report = p.export(str(tmp_path / "sm"), samples=texts + ["ＡＢ 张伟 上海工作"])
     assert report["checked"] and (tmp_path / "sm" / "assets" / "lexicon.txt").is_file()
+
+
+def test_tagging_export_of_a_crf_ensemble_decodes_with_the_mean_scores_in_the_graph(tmp_path):
+    p = Pipeline.from_config(tagging_config(ensemble=2)).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=2)
+    path = str(tmp_path / "saved_model")
+    report = p.export(path, samples=["Carl met Anna in Oslo .", "Acme Corp hired Bob Lind in Rome"])
+    assert report["checked"]
+    out = tf.saved_model.load(path).signatures["serving_default"](tokens=tf.constant([["Anna", "met", "Bob", "in", "Oslo", "."]]))
+    assert [t.decode() for t in out["tags"].numpy()[0][:6]] == p.predict([["Anna", "met", "Bob", "in", "Oslo", "."]])[0]["tags"]
