@@ -1,4 +1,4 @@
-"""The ``ktp`` command line: train, evaluate, predict, export, inspect, coverage, validate.
+"""The ``ktp`` command line: train, evaluate, predict, export, ensemble, inspect, coverage, validate.
 
 Run ``ktp COMMAND --help`` for the options of each command.
 """
@@ -122,6 +122,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from .ensemble import join_pipelines
+
+    if os.path.exists(args.output) and os.listdir(args.output) and not args.overwrite:
+        return _fail(f"{args.output} exists and is not empty; choose another --output or pass --overwrite")
+    try:
+        joined = join_pipelines(args.model_dirs)
+    except ValueError as err:
+        return _fail(str(err))
+    joined.save(args.output)
+    print(json.dumps({"output": args.output, "members": list(args.model_dirs)}, ensure_ascii=False))
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from . import Pipeline
 
@@ -227,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", help="a text file, one text a line, for the golden check (default: built-in samples)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "ensemble",
+        help="join separately trained pipelines into one ensemble",
+        description="Join pipelines trained from the same config and data (e.g. with different --seed, in parallel) "
+        "into one saved pipeline answering with the members' mean, as model.ensemble does in one run.",
+    )
+    p.add_argument("model_dirs", metavar="MODEL_DIR", nargs="+", help="two or more saved single-network pipelines")
+    p.add_argument("--output", required=True, help="folder for the joined pipeline")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --output folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("inspect", help="show a saved pipeline's config, versions and sizes")
     p.add_argument("model_dir", metavar="MODEL_DIR")
