@@ -117,6 +117,11 @@ def machine_info() -> dict:
         info["gpus"] = len(tf.config.list_physical_devices("GPU"))
     except ImportError:
         pass
+    if info["keras_backend"] == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+        info["devices"] = [f"{d.platform}:{d.device_kind}" for d in jax.devices()]
     return info
 
 

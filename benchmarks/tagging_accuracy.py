@@ -65,6 +65,17 @@ def apply_overrides(config: dict, overrides) -> dict:
     return config
 
 
+def jax_devices() -> dict:
+    """The JAX version and devices (e.g. ``gpu:NVIDIA H100 80GB HBM3``) when Keras runs on JAX."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return {}
+    import jax
+
+    return {"jax": jax.__version__, "devices": [f"{d.platform}:{d.device_kind}" for d in jax.devices()]}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import logging
@@ -131,7 +142,7 @@ def main(argv=None) -> int:
         "train_seconds": round(train_seconds, 1),
         "dev_eval_seconds": round(eval_seconds, 1),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "keras": keras.__version__, "backend": keras.backend.backend()},
+                    "keras": keras.__version__, "backend": keras.backend.backend(), **jax_devices()},
     }
     print(f"{args.corpus}: dev entity F1 {100 * report['f1']:.2f} (P {100 * report['precision']:.2f}, "
           f"R {100 * report['recall']:.2f}), token accuracy {100 * report['accuracy']:.2f}; target {target} "
