@@ -15,7 +15,8 @@ Each returns ``target_tokens`` (``[batch, max_length]`` strings, ``""`` after th
 ``target_ids`` (int32, 0 after the end), ``length`` (tokens before ``<eos>``), ``score`` (the
 best hypothesis's search score) and ``translation``: the tokens joined with nothing (decoder
 ``detokenize`` resolving to ``none``, e.g. Chinese targets) or with single spaces otherwise (the
-Python pipeline's Treebank-style punctuation attachment is not reproduced in the graph).
+Python pipeline's Treebank-style punctuation attachment is not reproduced in the graph), its
+first character upper-cased when the decoder has ``capitalize: true``.
 
 After writing, the SavedModel is loaded back and its target tokens and scores are compared with
 the Python pipeline's on sample sentences, for every signature (the golden check); a
@@ -150,8 +151,11 @@ def _build_module(pipeline, asset_dir):
             "target_tokens": names,
             "length": length,
             "score": tf.cast(out["scores"][:, 0], tf.float32),
-            "translation": tf.strings.reduce_join(kept, axis=1, separator=joiner),
+            "translation": capitalized(tf.strings.reduce_join(kept, axis=1, separator=joiner)),
         }
+
+    def capitalized(text):
+        return capitalize_first(tf, text) if getattr(pipeline.decoder, "capitalize", False) else text
 
     signatures = {}
     token_spec = tf.TensorSpec([None, None], tf.string, name="tokens")
@@ -195,6 +199,15 @@ def _truncated(tf, ex, ragged_ids, vectorizer):
     else:
         ragged_ids = ragged_ids[:, -max_length:]
     return ex.padded_ids(ragged_ids, None, "post", "post")
+
+
+def capitalize_first(tf, text):
+    """``text`` (1-D strings) with each string's first character upper-cased (UTF-8 aware;
+    ``""`` stays ``""``): the graph's version of ``TextDecoder(capitalize=True)``."""
+    length = tf.strings.length(text, unit="UTF8_CHAR")
+    first = tf.strings.substr(text, tf.zeros_like(length), tf.minimum(length, 1), unit="UTF8_CHAR")
+    rest = tf.strings.substr(text, tf.minimum(length, 1), length, unit="UTF8_CHAR")
+    return tf.strings.upper(first, encoding="utf-8") + rest
 
 
 def _detok_mode(pipeline):

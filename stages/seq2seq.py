@@ -31,7 +31,7 @@ from keras import ops
 from pipeline.errors import ConfigError
 from pipeline.registry import register
 
-from .base import Stage, check_choice, check_float, check_int
+from .base import Stage, check_bool, check_choice, check_float, check_int
 from .layers import PACKAGE
 from .models import CELLS, RecurrentModel
 
@@ -799,13 +799,20 @@ class TextDecoder(Stage):
             Treebank rules otherwise), ``space``, ``none`` or ``treebank``.
         n_best: how many hypotheses each answer lists under ``alternatives`` (<= beam_width;
             1 lists none).
+        capitalize: upper-case the first character of each translation (Python's
+            ``str.upper``), for models whose target tokenizer lower-cases: sentence-initial
+            capitals then match cased references (cased BLEU). The exported SavedModel does the
+            same in the graph.
 
     Example:
         >>> TextDecoder(beam_width=5, length_penalty=0.6).get_config()["beam_width"]
         5
+        >>> TextDecoder(capitalize=True).to_text(["a", "dog", "."], "en")
+        'A dog.'
     """
 
-    def __init__(self, beam_width: int = 1, length_penalty: float = 0.0, max_length: int = 50, detokenize: str = "auto", n_best: int = 1):
+    def __init__(self, beam_width: int = 1, length_penalty: float = 0.0, max_length: int = 50, detokenize: str = "auto", n_best: int = 1,
+                 capitalize: bool = False):
         super().__init__()
 
     def _validate(self):
@@ -817,6 +824,7 @@ class TextDecoder(Stage):
             raise ConfigError(err.key, err.requirement, err.received) from None
         check_choice("detokenize", self.detokenize, DETOKENIZE)
         check_int("n_best", self.n_best, minimum=1)
+        check_bool("capitalize", self.capitalize)
         if self.n_best > self.beam_width:
             raise ConfigError("n_best", f"must be <= beam_width ({self.beam_width})", self.n_best)
 
@@ -824,7 +832,8 @@ class TextDecoder(Stage):
         return batch
 
     def to_text(self, tokens, language=None) -> str:
-        return detokenize(tokens, self.detokenize, language)
+        text = detokenize(tokens, self.detokenize, language)
+        return text[:1].upper() + text[1:] if self.capitalize else text
 
     def decode(self, token_ids, scores, vocabulary, eos_id, language=None, n_best=None) -> list[dict]:
         """Answers from search results.

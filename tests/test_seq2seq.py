@@ -353,6 +353,16 @@ def test_detokenize_space_mode_joins_with_spaces():
     assert detokenize(["a", "."], "space") == "a ."
 
 
+def test_text_decoder_capitalize_upper_cases_the_first_character_only():
+    decoder = TextDecoder(capitalize=True)
+    assert decoder.to_text(["ein", "hund", "läuft", "."], "de") == "Ein hund läuft."
+    assert decoder.to_text(["über", "uns"], "de") == "Über uns"
+    assert decoder.to_text([], "en") == ""
+    assert TextDecoder().to_text(["a", "dog"], "en") == "a dog"
+    with pytest.raises(ConfigError, match="capitalize"):
+        TextDecoder.from_config({"capitalize": "yes"}, path="stages.decoder")
+
+
 # -- other backend -------------------------------------------------------------------------------------
 def test_translation_trains_and_decodes_under_jax_backend(tmp_path):
     pytest.importorskip("jax")

@@ -13,7 +13,9 @@ def exported(tmp_path_factory):
     from tests.test_seq2seq import _config, _toy_pairs
 
     sources, targets = _toy_pairs(40)
-    p = Pipeline.from_config(_config()).fit(sources, targets, epochs=15)
+    config = _config()
+    config["stages"]["decoder"]["capitalize"] = True  # the graph must upper-case as Python does
+    p = Pipeline.from_config(config).fit(sources, targets, epochs=15)
     path = tmp_path_factory.mktemp("export") / "saved_model"
     report = p.export(str(path), samples=sources[:6] + ["hund unbekannt", ""])
     return p, path, report, sources
@@ -32,6 +34,7 @@ def test_exported_model_translates_raw_text_like_python(exported):
     out = loaded.signatures["serve_text"](text=tf.constant(sources[:4]))
     got = [t.decode() for t in out["translation"].numpy()]
     assert got == [a["translation"] for a in p.predict(sources[:4])]
+    assert all(t[:1].isupper() for t in got if t)
 
 
 def test_golden_check_reports_a_disagreement(exported, monkeypatch):
@@ -49,3 +52,13 @@ def test_golden_check_reports_a_disagreement(exported, monkeypatch):
     monkeypatch.setattr(p, "predict_tokens", wrong)
     with pytest.raises(ExportError, match="SavedModel .* != Python \\['wrong'\\]"):
         golden_check(p, str(path), sources[:2])
+
+
+def test_capitalize_first_in_the_graph_matches_python():
+    from pipeline.seq2seq_export import capitalize_first
+    from stages.seq2seq import TextDecoder
+
+    texts = ["", "a", "über uns", "ein hund.", "1 dog"]
+    got = [t.decode() for t in capitalize_first(tf, tf.constant(texts)).numpy()]
+    assert got == [TextDecoder(capitalize=True).to_text(t.split(), "de") if t else "" for t in texts]
+    assert got[2] == "Über uns"
