@@ -109,7 +109,7 @@ def main(argv=None):
         result = p.evaluate(dsrc, dtgt, beam=beam)
         result["decode_seconds"] = round(time.perf_counter() - t, 1)
         report["dev"][f"beam_{beam}"] = result
-        print(f"dev beam {beam}: BLEU {result['bleu']:.2f}  perplexity {result['perplexity']:.2f}  "
+        print(f"dev beam {beam}: BLEU {result['bleu']:.2f} (cased {result['bleu_cased']:.2f})  perplexity {result['perplexity']:.2f}  "
               f"({result['bleu_signature']}, decoded in {result['decode_seconds']}s)", flush=True)
         for ex in result["samples"][:3]:
             print("   ", ex)

@@ -513,7 +513,8 @@ class TranslationPipeline(Pipeline):
             ``{"bleu", "bleu_signature", "bleu_tokenize", "lowercase", "perplexity",
             "token_accuracy", "sentences", "beam_width", "samples"}`` (``samples``: the first few
             source / reference / translation triples). With a target tokenizer
-            that lower-cases, BLEU is case-insensitive (``lowercase: true``).
+            that lower-cases, BLEU is case-insensitive (``lowercase: true``); ``bleu_cased``
+            is always the case-sensitive score (equal to ``bleu`` otherwise).
         """
         from .bleu import corpus_bleu
 
@@ -526,6 +527,7 @@ class TranslationPipeline(Pipeline):
         hyps = [a["translation"] for a in answers]
         lowercase = bool(getattr(self.side("tokenizer", "target"), "lowercase", False))
         bleu = corpus_bleu(hyps, targets, self.target_language, lowercase=lowercase)
+        cased = corpus_bleu(hyps, targets, self.target_language)["bleu"] if lowercase else bleu["bleu"]
         ds = self._pairs(src_tokens, self.tokenize_targets(targets), batch_size or self.training["predict_batch_size"], shuffle=False)
         scores = self.model.evaluate(ds)
         return {
@@ -533,6 +535,7 @@ class TranslationPipeline(Pipeline):
             "bleu_signature": bleu["signature"],
             "bleu_tokenize": bleu["tokenize"],
             "lowercase": lowercase,
+            "bleu_cased": cased,
             "bleu_precisions": bleu["precisions"],
             "brevity_penalty": bleu["brevity_penalty"],
             "perplexity": scores["perplexity"],

@@ -233,6 +233,15 @@ def test_translation_evaluate_reports_bleu_and_perplexity(trained):
     assert report["bleu"] > 60
     assert 1.0 <= report["perplexity"] < 3.0
     assert report["bleu_tokenize"] == "13a" and "tok:13a" in report["bleu_signature"]
+    assert report["bleu_cased"] == report["bleu"] and not report["lowercase"]
+
+
+def test_translation_evaluate_reports_cased_bleu_beside_case_insensitive_bleu(trained, monkeypatch):
+    p, sources, targets = trained
+    monkeypatch.setattr(p.side("tokenizer", "target"), "lowercase", True)
+    report = p.evaluate(sources, [t.capitalize() for t in targets])  # the model writes lower case
+    assert report["lowercase"] and report["bleu"] > 60
+    assert report["bleu_cased"] < report["bleu"] - 10
 
 
 def test_translation_batched_decoding_equals_one_sentence_at_a_time(trained):
