@@ -133,13 +133,7 @@ class ClassificationPipeline(Pipeline):
 
         n_members = getattr(model, "ensemble", 1)  # model stages of other packages may not have it
         members, self.member_histories_ = [], []
-        for i in range(n_members):
-            member_dir = output_dir
-            if n_members > 1:
-                log.info("Training ensemble member %d of %d (seed %s)", i + 1, n_members, None if options["seed"] is None else options["seed"] + i)
-                if i and options["seed"] is not None:
-                    set_seed(options["seed"] + i)
-                member_dir = os.path.join(output_dir, "members", f"member_{i + 1}") if output_dir else None
+        for i, _, member_dir in self._members(n_members, options, output_dir):
             model.build(
                 vectorizer.input_layer(len(vocabulary)),
                 n_outputs=len(decoder.labels_),
@@ -168,15 +162,11 @@ class ClassificationPipeline(Pipeline):
     def _write_run(self, output_dir, options, validation_data):
         self.save(output_dir)
         report = {"history": self.history_}
-        if len(self.member_histories_) > 1:
-            report["member_histories"] = self.member_histories_
+        self._report_members(report, output_dir, options["plots"])
         if options["plots"]:
             from .plots import plot_confusion_matrix, plot_history
 
             plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
-            if len(self.member_histories_) > 1:
-                for i, history in enumerate(self.member_histories_, start=1):
-                    plot_history(history, os.path.join(output_dir, "members", f"member_{i}", "training_curves.png"))
         if validation_data is not None:
             dev = self.evaluate(*validation_data)
             report["dev"] = dev

@@ -212,6 +212,36 @@ class Pipeline:
                 callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, "logs")))
         return callbacks
 
+    @staticmethod
+    def _members(n_members: int, options: dict, output_dir: str | None):
+        """The networks to train for a model stage with ``ensemble: n_members``.
+
+        Yields ``(index, seed, run folder)`` per member: one ``(0, seed, output_dir)`` without
+        an ensemble; else member i gets seed ``seed + i`` (set here, before it is built) and the
+        folder ``output_dir/members/member_<i + 1>`` for its logs and checkpoints.
+        """
+        for i in range(n_members):
+            if n_members == 1:
+                yield i, options["seed"], output_dir
+                continue
+            seed = None if options["seed"] is None else options["seed"] + i
+            log.info("Training ensemble member %d of %d (seed %s)", i + 1, n_members, seed)
+            if i and seed is not None:
+                set_seed(seed)
+            yield i, seed, os.path.join(output_dir, "members", f"member_{i + 1}") if output_dir else None
+
+    def _report_members(self, report: dict, output_dir: str, plots: bool):
+        """Add every ensemble member's history to a run report, and draw each one's curves."""
+        members = getattr(self, "member_histories_", [])
+        if len(members) < 2:
+            return
+        report["member_histories"] = members
+        if plots:
+            from .plots import plot_history
+
+            for i, history in enumerate(members, start=1):
+                plot_history(history, os.path.join(output_dir, "members", f"member_{i}", "training_curves.png"))
+
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str) -> str:
         """Save the fitted pipeline as a folder: ``pipeline.yaml``, ``metadata.json`` and one

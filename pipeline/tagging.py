@@ -441,14 +441,7 @@ class TaggingPipeline(Pipeline):
                 "(resume=True / --resume). Train a new pipeline instead, e.g. on the old and new data together."
             )
         members, self.member_histories_ = [], []
-        for i in range(n_members):
-            member_dir, member_seed = output_dir, options["seed"]
-            if n_members > 1:
-                member_seed = None if options["seed"] is None else options["seed"] + i
-                log.info("Training ensemble member %d of %d (seed %s)", i + 1, n_members, member_seed)
-                if i and member_seed is not None:
-                    set_seed(member_seed)
-                member_dir = os.path.join(output_dir, "members", f"member_{i + 1}") if output_dir else None
+        for i, member_seed, member_dir in self._members(n_members, options, output_dir):
             train = TaggingBatches(train_items, self._input_names(), options["batch_size"], shuffle=True, seed=member_seed or 0)
             if not resume:
                 model.build(
@@ -486,16 +479,11 @@ class TaggingPipeline(Pipeline):
     def _write_run(self, output_dir, options, validation_data):
         self.save(output_dir)
         report = {"history": self.history_, "alignment": self.alignment_, "long_training_sentences": self.long_sentences_}
-        members = getattr(self, "member_histories_", [])
-        if len(members) > 1:
-            report["member_histories"] = members
+        self._report_members(report, output_dir, options["plots"])
         if options["plots"]:
             from .plots import plot_history
 
             plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
-            if len(members) > 1:
-                for i, history in enumerate(members, start=1):
-                    plot_history(history, os.path.join(output_dir, "members", f"member_{i}", "training_curves.png"))
         if validation_data is not None:
             report["dev"] = self.evaluate(*validation_data)
         with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
