@@ -395,7 +395,7 @@ def test_tagging_monitor_restores_the_epoch_best_by_that_figure(monitor, best, t
 def en_ensemble():
     cfg = tagging_config(ensemble=2)
     cfg["training"]["seed"] = 5
-    return Pipeline.from_config(cfg).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=3)
+    return Pipeline.from_config(cfg).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=2)
 
 
 def test_crf_ensemble_decodes_the_members_mean_scores_with_their_mean_transitions(en_ensemble):
@@ -422,7 +422,7 @@ def test_crf_ensemble_decodes_the_members_mean_scores_with_their_mean_transition
 def test_crf_ensemble_member_equals_a_single_tagger_trained_with_the_next_seed(en_ensemble):
     cfg = tagging_config()
     cfg["training"]["seed"] = 6
-    single = Pipeline.from_config(cfg).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=3).stage("model").model_
+    single = Pipeline.from_config(cfg).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=2).stage("model").model_
     member = en_ensemble.stage("model").model_.get_layer("member_2")
     for a, b in zip(member.get_weights(), single.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
