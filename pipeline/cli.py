@@ -125,7 +125,9 @@ def cmd_export(args) -> int:
 def cmd_ensemble(args) -> int:
     from .ensemble import join_pipelines
 
-    if os.path.exists(args.output) and os.listdir(args.output) and not args.overwrite:
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        return _fail(f"--output {args.output} is a file, not a folder")
+    if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
         return _fail(f"{args.output} exists and is not empty; choose another --output or pass --overwrite")
     try:
         joined = join_pipelines(args.model_dirs)
