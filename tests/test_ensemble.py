@@ -44,7 +44,7 @@ def test_join_pipelines_refuses_members_of_another_config_or_other_data(zh_data,
 
 def test_cli_ensemble_joins_crf_taggers_that_save_and_load(tmp_path, capsys):
     for seed in (5, 6):
-        _fit_save(tagging_config(), EN_TOKENS * 2, EN_TAGS * 2, seed, tmp_path / f"s{seed}", epochs=2)
+        _fit_save(tagging_config(), EN_TOKENS * 2, EN_TAGS * 2, seed, tmp_path / f"s{seed}", epochs=1)
     out = tmp_path / "joined"
     assert main(["ensemble", str(tmp_path / "s5"), str(tmp_path / "s6"), "--output", str(out), "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["output"] == str(out)

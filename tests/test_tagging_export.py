@@ -125,7 +125,7 @@ def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_
 
 
 def test_tagging_export_of_a_crf_ensemble_decodes_with_the_mean_scores_in_the_graph(tmp_path):
-    p = Pipeline.from_config(tagging_config(ensemble=2)).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=2)
+    p = Pipeline.from_config(tagging_config(ensemble=2)).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=1)
     path = str(tmp_path / "saved_model")
     report = p.export(path, samples=["Carl met Anna in Oslo .", "Acme Corp hired Bob Lind in Rome"])
     assert report["checked"]
