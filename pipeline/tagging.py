@@ -398,6 +398,11 @@ class TaggingPipeline(Pipeline):
         tokenizer, vocabulary, vectorizer, model, decoder = (self.stage(k) for k in self.required_kinds)
         if resume:
             self.check_fitted()
+            if getattr(model, "is_ensemble", False):
+                raise ValueError(
+                    "This tagger is an ensemble of several networks, which cannot be trained on as one "
+                    "(resume=True / --resume). Train a new pipeline instead, e.g. on the old and new data together."
+                )
         else:
             tokenizer.fit(None)
         t0 = time.perf_counter()
@@ -435,11 +440,6 @@ class TaggingPipeline(Pipeline):
         from stages.taggers import EpochEndScorer, TaggingBatches
 
         n_members = 1 if resume else getattr(model, "ensemble", 1)
-        if resume and getattr(model, "is_ensemble", False):
-            raise ValueError(
-                "This tagger is an ensemble of several networks, which cannot be trained on as one "
-                "(resume=True / --resume). Train a new pipeline instead, e.g. on the old and new data together."
-            )
         members, self.member_histories_ = [], []
         for i, member_seed, member_dir in self._members(n_members, options, output_dir):
             train = TaggingBatches(train_items, self._input_names(), options["batch_size"], shuffle=True, seed=member_seed or 0)
