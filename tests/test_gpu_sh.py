@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "benchmarks", "gpu.sh")
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and coreutils timeout"
+    shutil.which("bash") is None or shutil.which("timeout") is None, reason="benchmarks/gpu.sh is a bash script that runs each job under coreutils `timeout` (absent on e.g. stock macOS)"
 )
 
 FAKE_BENCHMARK = """
