@@ -946,7 +946,11 @@ class EntityDecoder(TagDecoder):
         self.tags_ = None
 
 
-def _round_up(n: int, step: int = 8) -> int:
+def _round_up(n: int, step: int | None = None) -> int:
+    # JAX compiles the training step once per batch shape, so there the lengths go up in
+    # coarser steps (fewer shapes, more padding); TensorFlow runs unseen shapes without a
+    # long compile.
+    step = step or (32 if keras.backend.backend() == "jax" else 8)
     return max(step, -(-n // step) * step)
 
 
@@ -954,8 +958,8 @@ class TaggingBatches(keras.utils.PyDataset):
     """Length-bucketed, padded batches of tagged sentence pieces (a Keras ``PyDataset``).
 
     Sentences of similar length share a batch and each batch is padded (after the tokens) to
-    its longest piece rounded up to a multiple of 8, so little time goes into padding and the
-    compiled step sees few distinct shapes. With ``shuffle`` the batches are re-drawn each epoch.
+    its longest piece rounded up to a multiple of 8 (32 on JAX, which compiles each shape), so
+    little time goes into padding and the compiled step sees few distinct shapes. With ``shuffle`` the batches are re-drawn each epoch.
 
     Yields ``(inputs, tag ids, token weights)`` (or only ``inputs`` without targets), where
     ``inputs`` is a dict of the model's input arrays and the weights are 1 on real tokens.
