@@ -384,6 +384,9 @@ class RNNTagger(RecurrentModel):
         learning_rate_decay: inverse-time decay per epoch: the rate in epoch ``e`` (from 0) is
             ``learning_rate / (1 + learning_rate_decay * e)``, applied smoothly per step
             (0: constant). It steadies the dev figures late in training.
+        ema_momentum: null (off) or the momentum of a moving average of the weights that
+            validation, the dev scorer, early stopping and the saved model use (see
+            ``rnn_classifier``).
         ensemble: train this many taggers of this shape one after another (seeds ``seed``,
             ``seed + 1``, ...) and answer with their mean: a CRF ensemble decodes (Viterbi,
             marginals) with the mean of the members' per-token scores and the mean of their
@@ -436,6 +439,7 @@ class RNNTagger(RecurrentModel):
         learning_rate_decay: float = 0.0,
         clipnorm: float | None = 5.0,
         clipvalue: float | None = None,
+        ema_momentum: float | None = None,
         ensemble: int = 1,
     ):
         super().__init__()
@@ -745,7 +749,7 @@ class RNNTagger(RecurrentModel):
             data,
             validation_data=validation_data,
             epochs=epochs,
-            callbacks=list(callbacks),
+            callbacks=self._fit_callbacks(callbacks),
             verbose=verbose,
             initial_epoch=initial_epoch,
         )

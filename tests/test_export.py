@@ -39,12 +39,14 @@ TRICKY = ["ＧＲＥＡＴ电影！", "ＢＡＤ　ｍｏｖｉｅ", "IPHONE１�
 SUBPROCESS_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
 
 
-def _fit(tokenizer, vectorizer, decoder, texts=TEXTS, labels=LABELS, ensemble=1):
+def _fit(tokenizer, vectorizer, decoder, texts=TEXTS, labels=LABELS, ensemble=1, ngrams=0):
+    # ngram_scale 20: after one epoch the n-gram bag's scores are large enough to matter in
+    # the golden check's comparison
     p = Pipeline.from_stages(
         tokenizer=tokenizer,
         vocabulary=Vocabulary(),
         vectorizer=vectorizer,
-        model=RNNClassifier(cell="gru", units=4, bidirectional=False, dropout=0.1, ensemble=ensemble),
+        model=RNNClassifier(cell="gru", units=4, bidirectional=False, dropout=0.1, ensemble=ensemble, ngrams=ngrams, ngram_scale=20.0),
         decoder=decoder,
     )
     return p.fit(texts, labels, epochs=1, batch_size=4, seed=1, verbose=0)
@@ -64,13 +66,15 @@ def char_export(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def jieba_export(tmp_path_factory):
-    """A tiny jieba word-level multi-label classifier, pre-truncated and pre-padded."""
+    """A tiny jieba word-level multi-label classifier, pre-truncated and pre-padded, with a
+    bag of uni- and bigrams."""
     labels = [["pos", "zh"] if y == "pos" else ["neg", "zh"] for y in LABELS]
     p = _fit(
         JiebaTokenizer(),
         EmbeddingVectorizer(dim=4, max_length=5, truncation="pre", padding="pre"),
         LabelDecoder(multi_label=True, threshold=0.5),
         labels=labels,
+        ngrams=2,
     )
     path = str(tmp_path_factory.mktemp("jieba") / "saved_model")
     return p, path, p.export(path)
@@ -236,7 +240,9 @@ def test_golden_check_raises_on_a_score_difference(char_export, monkeypatch):
 
 
 def test_export_of_an_ensemble_answers_like_the_pipeline(tmp_path):
-    p = _fit(CharTokenizer(), OneHotVectorizer(max_length=8), LabelDecoder(), ensemble=2)
+    # with a bag of 1- to 3-grams, so the hashing runs in the exported graph too
+    p = _fit(CharTokenizer(), OneHotVectorizer(max_length=8), LabelDecoder(), ensemble=2, ngrams=3)
+    assert "ngram_bag" in [layer.name for layer in p.stage("model").model_.get_layer("member_1").layers]
     report = p.export(str(tmp_path / "saved_model"))  # the golden check compares every sample
     assert report["checked"] and report["n_samples"] >= 12 and report["max_score_difference"] <= 1e-5
     served = _loaded(str(tmp_path / "saved_model")).signatures["serve_text"](text=tf.constant(["好看", "难看"]))

@@ -1,6 +1,6 @@
 import numpy as np
 
-from stages.layers import MaskedPooling, OneHot
+from stages.layers import MaskedPooling, NgramBag, OneHot, hash_pair
 
 
 def test_onehot_layer_masks_padding():
@@ -26,3 +26,61 @@ def test_masked_pooling_of_an_all_padding_row_is_zero():
     mask = np.array([[False, False]])
     for mode in ("max", "mean"):
         assert float(np.asarray(MaskedPooling(mode)(x, mask=mask))[0, 0]) == 0.0
+
+
+def _bag_with_known_scores(max_n, buckets=97, scale=1.0):
+    bag = NgramBag(vocab_size=6, units=2, max_n=max_n, buckets=buckets, scale=scale)
+    bag.build((None, None))
+    rng = np.random.default_rng(0)
+    unigram = rng.normal(size=(6, 2)).astype("float32")
+    weights = [unigram]
+    if max_n > 1:
+        weights.append(rng.normal(size=(buckets, 2)).astype("float32"))
+    bag.set_weights(weights)
+    return bag, weights
+
+
+def _expected_bag(ids, max_n, weights, buckets):
+    """Sum of the score rows of every n-gram (n = 1..max_n) made of real tokens only."""
+    total = np.zeros(2, dtype="float64")
+    tokens = [int(i) for i in ids]
+    for n in range(1, max_n + 1):
+        for start in range(len(tokens) - n + 1):
+            gram = tokens[start : start + n]
+            if 0 in gram:
+                continue
+            if n == 1:
+                total += weights[0][gram[0]]
+                continue
+            h = gram[0]
+            for k, token in enumerate(gram[1:], start=2):
+                h = int(hash_pair(np.int32(h), np.int32(token), k, buckets))
+            total += weights[1][h]
+    return total
+
+
+def test_ngram_bag_sums_the_scores_of_real_unigrams_bigrams_and_trigrams():
+    ids = np.array([[2, 3, 4, 0, 0], [0, 0, 5, 1, 2], [3, 0, 3, 3, 0]], dtype="int32")
+    for max_n in (1, 2, 3):
+        bag, weights = _bag_with_known_scores(max_n)
+        out = np.asarray(bag(ids))
+        for row, expected in zip(ids, out):
+            np.testing.assert_allclose(expected, _expected_bag(row, max_n, weights, 97), rtol=1e-5, atol=1e-6)
+
+
+def test_ngram_bag_scale_multiplies_and_padding_adds_nothing():
+    bag, _ = _bag_with_known_scores(2, scale=3.0)
+    plain, _ = _bag_with_known_scores(2)
+    a = np.asarray(bag(np.array([[2, 3, 4]])))
+    np.testing.assert_allclose(a, 3.0 * np.asarray(plain(np.array([[2, 3, 4]]))), rtol=1e-5)
+    np.testing.assert_allclose(a, np.asarray(bag(np.array([[2, 3, 4, 0, 0, 0]]))), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(bag(np.array([[0, 0]]))), 0.0)
+
+
+def test_hash_pair_stays_in_range_without_int32_overflow():
+    big = np.array([2**31 - 1, 65520, 0, 123456789], dtype="int32")
+    h = np.asarray(hash_pair(big, big[::-1], 3, 1 << 24))
+    assert h.dtype == np.int32 and h.min() >= 1 and h.max() < 1 << 24
+    # the same value as exact Python integers
+    expected = [((a % 65521) * 7919 + (b % 65521) * 31 + 3) % ((1 << 24) - 1) + 1 for a, b in zip(big.tolist(), big[::-1].tolist())]
+    assert h.tolist() == expected

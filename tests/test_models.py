@@ -73,3 +73,88 @@ def test_classifier_load_refuses_lambda_layers(tmp_path):
 def test_classifier_missing_model_file_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.keras is missing"):
         RNNClassifier().load_assets(str(tmp_path))
+
+
+def _ema_data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, 10, size=(n, 5)).astype("int32")
+    return x, (x[:, 0] > 5).astype("int32")
+
+
+def test_classifier_weight_averaging_validates_and_keeps_the_averaged_weights(tmp_path):
+    m = _build(ema_momentum=0.9, learning_rate=0.05)
+    assert m.model_.optimizer.use_ema and m.model_.optimizer.ema_momentum == 0.9
+    x, y = _ema_data()
+
+    class Probe(keras.callbacks.Callback):
+        """After AveragedWeights in the list: sees the averaged weights at epoch end, and
+        must see the raw ones again when the next epoch trains."""
+
+        def __init__(self, averaged):
+            super().__init__()
+            self.averaged, self.seen = averaged, {}
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen[f"end{epoch}"] = self.model.get_weights()[-1].copy()
+            self.seen[f"raw{epoch}"] = self.averaged._raw[-1].copy()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0 and "end0" in self.seen and "begin1" not in self.seen:
+                self.seen["begin1"] = self.model.get_weights()[-1].copy()
+
+    callbacks = m._fit_callbacks([])
+    probe = Probe(callbacks[0])
+    m.model_.fit(x, y, validation_data=(x[:16], y[:16]), epochs=2, batch_size=8, callbacks=callbacks + [probe], verbose=0)
+    # epoch 1 ends with the averaged weights in the model, epoch 2 trains from the raw ones
+    assert not np.allclose(probe.seen["end0"], probe.seen["raw0"])
+    np.testing.assert_array_equal(probe.seen["begin1"], probe.seen["raw0"])
+    # the validation figures are those of the averaged weights, which are the ones kept
+    history = m.model_.history.history
+    loss = m.model_.evaluate(x[:16], y[:16], verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(loss, history["val_loss"][-1], rtol=1e-5)
+    np.testing.assert_array_equal(m.model_.get_weights()[-1], probe.seen["end1"])
+    for variable, average in zip(m.model_.optimizer._trainable_variables, m.model_.optimizer._model_variables_moving_average):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(average))
+    m.save_assets(str(tmp_path))  # on JAX this failed while weights and averages shared buffers
+    loaded = RNNClassifier(units=4, ema_momentum=0.9)
+    loaded.load_assets(str(tmp_path))
+    np.testing.assert_allclose(loaded.transform(x[:4]), m.transform(x[:4]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, "0.99", True])
+def test_classifier_weight_averaging_momentum_is_checked(bad):
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ema_momentum"):
+        RNNClassifier(ema_momentum=bad)
+
+
+def test_classifier_ngram_bag_is_added_to_the_logits_and_survives_save_load(tmp_path):
+    m = _build(ngrams=2, ngram_buckets=64, ngram_scale=2.0, pooling="mean")
+    x = np.array([[2, 3, 4, 0, 0], [5, 0, 0, 0, 0]], dtype="int32")
+    before = m.transform(x)
+    bag = m.model_.get_layer("ngram_bag")
+    bag.set_weights([np.full_like(w, 0.5) * np.arange(w.shape[1]) for w in bag.get_weights()])
+    after = m.transform(x)
+    # the bag adds scale * (n-grams in the text) * [0, 0.5, 1.0] to the logits: 5 n-grams, 1 n-gram
+    logit_shift = np.log(after) - np.log(before)
+    logit_shift -= logit_shift[:, :1]
+    np.testing.assert_allclose(logit_shift, [[0, 5.0, 10.0], [0, 1.0, 2.0]], rtol=1e-4, atol=1e-4)
+    m.save_assets(str(tmp_path))
+    loaded = RNNClassifier(units=4)
+    loaded.load_assets(str(tmp_path))
+    np.testing.assert_allclose(loaded.transform(x), after, rtol=1e-5)
+
+
+def test_tagger_weight_averaging_survives_the_learning_rate_schedule():
+    from stages.models import AveragedWeights
+    from stages.taggers import RNNTagger
+
+    t = RNNTagger(units=4, ema_momentum=0.95, learning_rate_decay=0.1)
+    t.build(EmbeddingVectorizer(dim=4).input_layer(10), n_tags=3, steps_per_epoch=5)
+    optimizer = t.model_.optimizer
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.95
+    assert isinstance(optimizer._learning_rate, keras.optimizers.schedules.InverseTimeDecay)
+    callbacks = t._fit_callbacks([keras.callbacks.History()])
+    assert isinstance(callbacks[0], AveragedWeights) and len(callbacks) == 2
+    assert not any(isinstance(c, AveragedWeights) for c in RNNTagger(units=4)._fit_callbacks([]))
