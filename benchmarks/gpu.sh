@@ -26,6 +26,10 @@
 # limit still brings back what finished. The script exits 0 when every job exited 0, else 1
 # (2: bad arguments, 3: the wheels or the environment check failed).
 #
+# Jobs share the machine's CPU cores, and JAX compiles every batch shape on them during a job's
+# first epoch: Resume NER's first epoch took 101 s with 10 jobs side by side and 160-175 s with
+# 12 (then 1.6 s an epoch), so run at most about 8 jobs at once and leave -t room for the compile.
+#
 # Environment: OUT (required), PY (python, default python3), SKIP_INSTALL=1 (use the packages
 # PY already has), WHEELS (wheel files to install, default .whl/*.whl), SITE (default /tmp/site),
 # JOB_TIMEOUT (default -t).
