@@ -230,8 +230,7 @@ class RNNClassifier(RecurrentModel):
         ngram_buckets: hash buckets shared by the n-grams of 2+ tokens (collisions share a
             score); the bag holds ``(vocabulary + buckets) x labels`` weights.
         ngram_scale: multiplies the bag's output; with Adam the bag then learns about this many
-            times faster than the network (its scores start at zero). On SST-2, 10 did best
-            (5 and 20 were worse; near 1 the bag hardly learns in a few epochs).
+            times faster than the network (its scores start at zero).
         ensemble: train this many networks of this shape one after another (seeds ``seed``,
             ``seed + 1``, ...), each with its own embedding and its own best epoch, and answer
             with the mean of their probabilities. One saved Keras model holds them all. Costs
@@ -264,7 +263,7 @@ class RNNClassifier(RecurrentModel):
         ema_momentum: float | None = None,
         ngrams: int = 0,
         ngram_buckets: int = 1 << 18,
-        ngram_scale: float = 10.0,
+        ngram_scale: float = 1.0,
         ensemble: int = 1,
     ):
         super().__init__()
