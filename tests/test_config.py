@@ -1,3 +1,6 @@
+import glob
+import os
+
 import pytest
 
 from pipeline import ConfigError, Pipeline
@@ -116,3 +119,13 @@ def test_config_yaml_is_read_safely(tmp_path):
     path.write_text("stages: !!python/object/apply:os.system ['echo hacked']\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         Pipeline.from_yaml(str(path))
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "configs", "*.yaml"))),
+    ids=os.path.basename,
+)
+def test_every_shipped_config_builds(path):
+    p = Pipeline.from_yaml(path)
+    assert p.stages and not p.is_fitted
