@@ -963,7 +963,8 @@ class TaggingBatches(keras.utils.PyDataset):
 
     Sentences of similar length share a batch and each batch is padded (after the tokens) to
     its longest piece rounded up to a multiple of 8 (32 on JAX, which compiles each shape), so
-    little time goes into padding and the compiled step sees few distinct shapes. With ``shuffle`` the batches are re-drawn each epoch.
+    little time goes into padding and the compiled step sees few distinct shapes. With
+    ``shuffle`` the batches are re-drawn each epoch.
 
     Yields ``(inputs, tag ids, token weights)`` (or only ``inputs`` without targets), where
     ``inputs`` is a dict of the model's input arrays and the weights are 1 on real tokens.
