@@ -512,8 +512,9 @@ def _write(pipeline, staging) -> dict:
         pipeline.stage("vocabulary").save_assets(asset_dir)
         pipeline.stage("decoder").save_assets(asset_dir)
         model = pipeline.stage("model")
-        for name, items in (("chars.txt", model.chars_), ("bigrams.txt", model.bigrams_), ("lexicon.txt", model.lexicon_),
-                            ("lexicon_words.txt", model.lexicon_words_)):
+        assets = {"chars.txt": model.chars_, "bigrams.txt": model.bigrams_, "lexicon.txt": model.lexicon_,
+                  "lexicon_words.txt": model.lexicon_words_, "lexicon_classes.txt": model.lexicon_classes_}
+        for name, items in assets.items():
             if items is not None:
                 with open(os.path.join(asset_dir, name), "w", encoding="utf-8", newline="\n") as f:
                     f.write("\n".join(items) + "\n")

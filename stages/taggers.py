@@ -52,6 +52,28 @@ BIGRAM_EDGE = "<s>"
 #: A character's positions in a lexicon word, per word length: the columns of the lexicon
 #: features are ``(B, M, E)`` for length 2, then for length 3, and so on.
 LEXICON_POSITIONS = ("B", "M", "E")
+#: Classes of lexicon words by the part-of-speech tag their word list gives them (jieba's tag
+#: set), for ``lexicon_pos``: a word without a vector of its own shares its class's vector.
+LEXICON_CLASSES = ("person", "place", "organization", "proper", "abbreviation", "noun", "verb", "other")
+
+
+def pos_class(tag: str) -> str:
+    """The ``LEXICON_CLASSES`` entry of a jieba part-of-speech tag ("" for no tag).
+
+    Example:
+        >>> [pos_class(t) for t in ("nr", "nrt", "ns", "nt", "nz", "j", "vn", "v", "m", "")]
+        ['person', 'person', 'place', 'organization', 'proper', 'abbreviation', 'noun', 'verb', 'other', '']
+    """
+    if not tag:
+        return ""
+    for prefix, name in (("nr", "person"), ("ns", "place"), ("nt", "organization"), ("nz", "proper")):
+        if tag.startswith(prefix):
+            return name
+    if tag == "j":
+        return "abbreviation"
+    if tag.startswith("n") or tag in ("vn", "an"):
+        return "noun"
+    return "verb" if tag.startswith("v") else "other"
 
 
 def lexicon_matrix(tokens, lexicon, max_length: int) -> np.ndarray:
@@ -136,21 +158,29 @@ def jieba_dictionary_path() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(jieba.__file__)), "dict.txt")
 
 
-def read_word_list(path: str, min_freq: int = 1, what: str = "lexicon_path") -> set:
+def read_word_list(path: str, min_freq: int = 1, what: str = "lexicon_path") -> dict:
     """Words of a jieba-style dictionary: one word a line, optionally followed by whitespace,
-    a frequency and more fields. Words with a frequency below ``min_freq`` are left out
-    (a word without one is kept). Blank lines and lines starting with ``#`` are skipped."""
+    a frequency and a part-of-speech tag (either may be left out, as in jieba user
+    dictionaries). Words with a frequency below ``min_freq`` are left out (a word without one
+    is kept). Blank lines and lines starting with ``#`` are skipped.
+
+    Returns:
+        word -> its part-of-speech tag ("" where the line gives none).
+    """
     if not os.path.isfile(path):
         raise ConfigError(what, "must be the path of an existing word list (one word a line)", path)
-    words = set()
+    words = {}
     with open(path, encoding="utf-8-sig") as f:
         for line in f:
             fields = line.split()
             if not fields or fields[0].startswith("#"):
                 continue
-            if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) < min_freq:
+            has_freq = len(fields) > 1 and fields[1].isdigit()
+            if has_freq and int(fields[1]) < min_freq:
                 continue
-            words.add(fields[0])
+            tags = fields[2:] if has_freq else fields[1:]
+            if tags or fields[0] not in words:
+                words[fields[0]] = tags[0] if tags else ""
     return words
 
 
@@ -379,6 +409,11 @@ class RNNTagger(RecurrentModel):
             features. Words matched in training sentences fewer than ``lexicon_word_min_freq``
             times share one vector (``<unk>``).
         lexicon_word_min_freq: see ``lexicon_dim``.
+        lexicon_pos: words without a vector of their own share one vector per part of speech
+            (``LEXICON_CLASSES``: person, place, organization, other proper noun,
+            abbreviation, noun, verb, other; from the tags of jieba's dictionary or the third
+            field of a user list) instead of one ``<unk>``; needs ``lexicon_dim > 0``. Saved as
+            ``lexicon_classes.txt``.
         recurrent_initializer, kernel_initializer: initializers of the recurrent layers.
         optimizer, learning_rate, clipnorm, clipvalue: the optimizer and gradient clipping.
         learning_rate_decay: inverse-time decay per epoch: the rate in epoch ``e`` (from 0) is
@@ -432,6 +467,7 @@ class RNNTagger(RecurrentModel):
         lexicon_path: str | None = None,
         lexicon_dim: int = 0,
         lexicon_word_min_freq: int = 1,
+        lexicon_pos: bool = False,
         recurrent_initializer: str = "orthogonal",
         kernel_initializer: str = "glorot_uniform",
         optimizer: str = "adam",
@@ -448,6 +484,7 @@ class RNNTagger(RecurrentModel):
         self.bigrams_ = None
         self.lexicon_ = None
         self.lexicon_words_ = None
+        self.lexicon_classes_ = None
         self._jieba = None
 
     def _validate(self):
@@ -472,6 +509,12 @@ class RNNTagger(RecurrentModel):
         check_str("lexicon_path", self.lexicon_path, allow_none=True)
         check_int("lexicon_dim", self.lexicon_dim, minimum=0)
         check_int("lexicon_word_min_freq", self.lexicon_word_min_freq, minimum=1)
+        check_bool("lexicon_pos", self.lexicon_pos)
+        if self.lexicon_pos and not self.uses_lexicon_words:
+            raise ConfigError(
+                "lexicon_pos", "needs lexicon_features: true and lexicon_dim > 0 (it groups the words without a "
+                "vector of their own by part of speech)", True,
+            )
         if self.lexicon_features and not self.lexicon_jieba and self.lexicon_path is None:
             raise ConfigError(
                 "lexicon_features", "needs words: set lexicon_jieba: true or give a word list in lexicon_path", True
@@ -495,6 +538,8 @@ class RNNTagger(RecurrentModel):
             return False
         if self.uses_lexicon_words and self.lexicon_words_ is None:
             return False
+        if self.lexicon_pos and self.lexicon_classes_ is None:
+            return False
         return not (self.bigram_features and self.bigrams_ is None)
 
     # -- features ---------------------------------------------------------------------------
@@ -516,14 +561,18 @@ class RNNTagger(RecurrentModel):
             self.bigrams_ = _feature_vocab(counts, self.bigram_min_freq, reserved=(BIGRAM_EDGE,))
             self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
         if self.lexicon_features:
-            words = set()
-            if self.lexicon_jieba:
-                words |= read_word_list(jieba_dictionary_path(), self.lexicon_min_freq, "lexicon_jieba")
+            words = {}  # word -> part-of-speech tag; a user list's tag wins, its untagged words keep jieba's
+            lists = [read_word_list(jieba_dictionary_path(), self.lexicon_min_freq, "lexicon_jieba")] if self.lexicon_jieba else []
             if self.lexicon_path is not None:
-                words |= read_word_list(self.lexicon_path)
-            if normalize is not None:
-                words = {"".join(normalize(c) for c in w) for w in words}
-            self._set_lexicon(sorted(w for w in words if 2 <= len(w) <= self.lexicon_max_length and not any(c.isspace() for c in w)))
+                lists.append(read_word_list(self.lexicon_path))
+            for found in lists:
+                for word, tag in found.items():
+                    if normalize is not None:
+                        word = "".join(normalize(c) for c in word)
+                    if tag or word not in words:
+                        words[word] = tag
+            lexicon = sorted(w for w in words if 2 <= len(w) <= self.lexicon_max_length and not any(c.isspace() for c in w))
+            self._set_lexicon(lexicon, [pos_class(words[w]) for w in lexicon] if self.lexicon_pos else None)
             log.info("Lexicon features: %d words of 2 to %d characters", len(self.lexicon_), self.lexicon_max_length)
             if self.uses_lexicon_words:
                 counts = Counter()
@@ -533,18 +582,35 @@ class RNNTagger(RecurrentModel):
                     tokens = list(sentence)
                     for i, n in zip(*np.nonzero(ids[:, : self.lexicon_max_length - 1])):
                         counts["".join(tokens[i : i + n + 2])] += 1
-                self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq))
-                log.info("Lexicon word vectors for %d words seen in training", len(self.lexicon_words_) - 2)
+                self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq, reserved=self._class_tokens()))
+                own = len(self.lexicon_words_) - 2 - len(self._class_tokens())
+                log.info("Lexicon word vectors for %d words seen in training", own)
+                if self.lexicon_pos:
+                    shared = Counter(self.lexicon_words_[i] for i in self._lexicon_ids.values() if 2 <= i < 2 + len(LEXICON_CLASSES))
+                    log.info("Lexicon words without a vector of their own, by part of speech: %s; no tag (<unk>): %d",
+                             ", ".join(f"{c} {shared[f'<pos:{c}>']}" for c in LEXICON_CLASSES),
+                             sum(1 for i in self._lexicon_ids.values() if i == 1))
         return self
 
-    def _set_lexicon(self, words):
+    def _set_lexicon(self, words, classes=None):
         self.lexicon_ = list(words)
         self._lexicon = frozenset(self.lexicon_)
+        if classes is not None and len(classes) != len(self.lexicon_):
+            raise ValueError(f"{len(classes)} lexicon classes for {len(self.lexicon_)} lexicon words")
+        self.lexicon_classes_ = None if classes is None else list(classes)
+
+    def _class_tokens(self) -> tuple:
+        """The reserved entries of ``lexicon_words_`` after ``<pad>`` and ``<unk>``."""
+        return tuple(f"<pos:{c}>" for c in LEXICON_CLASSES) if self.lexicon_pos else ()
 
     def _set_lexicon_words(self, words):
         self.lexicon_words_ = list(words)
-        ids = {w: i for i, w in enumerate(self.lexicon_words_) if i >= 2}
-        self._lexicon_ids = {w: ids.get(w, 1) for w in self.lexicon_}
+        reserved = 2 + len(self._class_tokens())
+        ids = {w: i for i, w in enumerate(self.lexicon_words_) if i >= reserved}
+        # A word without a vector of its own: its class's (lexicon_pos), else <unk> (1).
+        shared = {c: 2 + i for i, c in enumerate(LEXICON_CLASSES)} if self.lexicon_pos else {}
+        classes = self.lexicon_classes_ or [""] * len(self.lexicon_)
+        self._lexicon_ids = {w: ids.get(w) or shared.get(c, 1) for w, c in zip(self.lexicon_, classes)}
 
     def lexicon_ids_of(self, word_list) -> list[int]:
         """The word ids (as ``lexicon_word_ids`` gives them) of lexicon words."""
@@ -804,6 +870,8 @@ class RNNTagger(RecurrentModel):
             _write_lines(os.path.join(directory, "lexicon.txt"), self.lexicon_)
         if self.lexicon_words_ is not None:
             _write_lines(os.path.join(directory, "lexicon_words.txt"), self.lexicon_words_)
+        if self.lexicon_classes_ is not None:
+            _write_lines(os.path.join(directory, "lexicon_classes.txt"), self.lexicon_classes_)
 
     def load_assets(self, directory):
         from . import crf, layers  # noqa: F401  (registers the custom layers before loading)
@@ -815,7 +883,8 @@ class RNNTagger(RecurrentModel):
             self.bigrams_ = _read_lines(os.path.join(directory, "bigrams.txt"))
             self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
         if self.lexicon_features:
-            self._set_lexicon(_read_lines(os.path.join(directory, "lexicon.txt")))
+            classes = _read_lines(os.path.join(directory, "lexicon_classes.txt")) if self.lexicon_pos else None
+            self._set_lexicon(_read_lines(os.path.join(directory, "lexicon.txt")), classes)
         if self.uses_lexicon_words:
             self._set_lexicon_words(_read_lines(os.path.join(directory, "lexicon_words.txt")))
         path = os.path.join(directory, "model.keras")

@@ -101,12 +101,15 @@ def test_tagging_export_from_the_jax_backend(tmp_path):
 @pytest.mark.parametrize("lexicon_dim", [0, 3])
 def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_path):
     from pipeline.tagging_export import _Graph
-    from stages.taggers import lexicon_matrix, lexicon_word_ids
+    from stages.taggers import LEXICON_CLASSES, lexicon_matrix, lexicon_word_ids
 
     words = tmp_path / "words.txt"
-    words.write_text("北京\n张伟\n上海工作\n工作\n海工\n北京工作\n李红去\n", encoding="utf-8")
+    words.write_text("北京 ns\n张伟 nr\n上海工作\n工作 n\n海工\n北京工作 nt\n李红去\n", encoding="utf-8")
+    # With word vectors: words matched under 4 times in training (上海工作, 海工, 北京工作) share
+    # the vector of their part of speech (北京工作: organization) or <unk>.
+    vectors = {"lexicon_pos": True, "lexicon_word_min_freq": 4} if lexicon_dim else {}
     cfg = tagging_config(tokenizer="char", bigram_features=True, bigram_dim=4, lexicon_features=True, lexicon_jieba=False,
-                         lexicon_path=str(words), lexicon_max_length=4, lexicon_dim=lexicon_dim, max_length=6)
+                         lexicon_path=str(words), lexicon_max_length=4, lexicon_dim=lexicon_dim, max_length=6, **vectors)
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=8)
     texts = ["张伟去上海工作。", "", "北京工作", "张伟和李红去上海工作，王芳在北京工作。", "工"]
     sentences = p.tokenize(texts)
@@ -119,6 +122,7 @@ def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_
         index = dict(zip(model.lexicon_, model.lexicon_ids_of(model.lexicon_)))
         want_ids = np.concatenate([lexicon_word_ids(list(s), index, 4) for s in sentences])
         assert len(set(want_ids.flat)) > 3 and ids.numpy().tolist() == want_ids.tolist()
+        assert index["北京工作"] == 2 + LEXICON_CLASSES.index("organization") and index["海工"] == 1
     # The long sample (split into pieces of 6 characters) keeps the words across the cuts.
     report = p.export(str(tmp_path / "sm"), samples=texts + ["ＡＢ 张伟 上海工作"])
     assert report["checked"] and (tmp_path / "sm" / "assets" / "lexicon.txt").is_file()

@@ -3,11 +3,12 @@ import pytest
 
 from pipeline import Pipeline
 from pipeline.errors import ConfigError
-from stages.taggers import LexiconEmbedding, RNNTagger, lexicon_matrix, lexicon_slots, lexicon_word_ids, read_word_list
+from stages.taggers import (LEXICON_CLASSES, LexiconEmbedding, RNNTagger, lexicon_matrix, lexicon_slots, lexicon_word_ids,
+                            pos_class, read_word_list)
 
 from test_tagging import ZH_SPANS, ZH_TEXTS, tagging_config
 
-WORDS = "# a user word list\n北京 20 ns\n张伟\n上海工作\n工作 3\n罕见词 1\nＡＢ公司\n\n中华人民共和国 5\n"
+WORDS = "# a user word list\n北京 20 ns\n张伟\n上海工作\n工作 3\n罕见词 1\nＡＢ公司 nt\n\n中华人民共和国 5 ns\n"
 
 
 def lexicon_config(tmp_path, **model):
@@ -52,12 +53,28 @@ def test_lexicon_matrix_of_an_empty_sentence_has_no_rows():
 def test_read_word_list_keeps_the_first_field_and_filters_by_frequency(tmp_path):
     path = tmp_path / "words.txt"
     path.write_text(WORDS, encoding="utf-8")
-    assert read_word_list(str(path), min_freq=3) == {"北京", "张伟", "上海工作", "工作", "ＡＢ公司", "中华人民共和国"}
+    words = read_word_list(str(path), min_freq=3)
+    assert set(words) == {"北京", "张伟", "上海工作", "工作", "ＡＢ公司", "中华人民共和国"}
+    # The part-of-speech tag: the third field, or the second where the frequency is left out.
+    assert (words["北京"], words["ＡＢ公司"], words["中华人民共和国"], words["张伟"], words["工作"]) == ("ns", "nt", "ns", "", "")
+
+
+def test_pos_class_groups_jieba_tags():
+    tags = ("nr", "nrt", "nrfg", "ns", "nt", "nz", "j", "n", "vn", "ng", "v", "vd", "m", "a", "")
+    assert [pos_class(t) for t in tags] == ["person", "person", "person", "place", "organization", "proper", "abbreviation",
+                                            "noun", "noun", "noun", "verb", "verb", "other", "other", ""]
+    assert {pos_class(t) for t in tags} - {""} == set(LEXICON_CLASSES)
 
 
 def test_lexicon_options_round_trip():
     m = RNNTagger(lexicon_features=True, lexicon_max_length=5, lexicon_jieba=False, lexicon_path="w.txt", lexicon_min_freq=2)
     assert RNNTagger.from_config(m.get_config()).get_config() == m.get_config()
+
+
+def test_lexicon_pos_needs_lexicon_word_vectors():
+    with pytest.raises(ConfigError, match="lexicon_pos needs lexicon_features: true and lexicon_dim > 0"):
+        RNNTagger(lexicon_features=True, lexicon_pos=True)
+    RNNTagger(lexicon_features=True, lexicon_dim=4, lexicon_pos=True)
 
 
 def test_lexicon_features_need_some_words():
@@ -155,3 +172,24 @@ def test_lexicon_word_vectors_are_learned_for_words_seen_in_training(tmp_path):
     p.save(str(tmp_path / "saved"))
     assert (tmp_path / "saved" / "model" / "lexicon_words.txt").is_file()
     assert Pipeline.load(str(tmp_path / "saved")).predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
+
+
+def test_lexicon_pos_gives_words_without_a_vector_the_vector_of_their_class(tmp_path):
+    cfg = lexicon_config(tmp_path, lexicon_dim=3, lexicon_pos=True, lexicon_word_min_freq=4)
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=2)
+    model = p.stage("model")
+    # 北京, 张伟 and 工作 are matched 6 times in training; 上海工作 only 3 (< 4) and the others never.
+    classes = [f"<pos:{c}>" for c in LEXICON_CLASSES]
+    assert model.lexicon_words_ == ["<pad>", "<unk>", *classes, "北京", "工作", "张伟"]
+    ids = dict(zip(model.lexicon_, model.lexicon_ids_of(model.lexicon_)))
+    assert ids == {"北京": 10, "工作": 11, "张伟": 12, "ab公司": 2 + LEXICON_CLASSES.index("organization"),
+                   "上海工作": 1, "罕见词": 1}  # the last two have no tag: <unk>
+    assert model.lexicon_ == ["ab公司", "上海工作", "北京", "工作", "张伟", "罕见词"]
+    assert model.lexicon_classes_ == ["organization", "", "place", "", "", ""]
+    sentence = p.tokenize(["ab公司"])[0]
+    assert model.features(sentence)["lexicon_ids"][0, :3].tolist() == [0, 0, ids["ab公司"]]  # slots B2 B3 B4 of "a"
+    p.save(str(tmp_path / "saved"))
+    assert (tmp_path / "saved" / "model" / "lexicon_classes.txt").is_file()
+    loaded = Pipeline.load(str(tmp_path / "saved"))
+    assert loaded.stage("model").lexicon_ids_of(model.lexicon_) == model.lexicon_ids_of(model.lexicon_)
+    assert loaded.predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
