@@ -17,8 +17,10 @@ from test_tagging import EN_TAGS, EN_TOKENS, ZH_SPANS, ZH_TEXTS, tagging_config 
 
 @pytest.fixture(scope="module")
 def en_export(tmp_path_factory):
-    # max_length 4 makes most samples long, so splitting runs in the graph too.
-    p = Pipeline.from_config(tagging_config(max_length=4, char_features="cnn", char_dim=4, char_units=4, case_features=True))
+    # max_length 4 makes most samples long, so splitting runs in the graph too. An ensemble of two
+    # CRF taggers: the graph decodes with the members' mean scores and mean transitions.
+    p = Pipeline.from_config(tagging_config(max_length=4, char_features="cnn", char_dim=4, char_units=4, case_features=True,
+                                            ensemble=2))
     p.fit(EN_TOKENS * 3, EN_TAGS * 3, epochs=6)
     path = str(tmp_path_factory.mktemp("export") / "saved_model")
     report = p.export(path, samples=["Carl met Anna in Oslo .", "Acme Corp hired Bob Lind in Rome today", "", "ÉLAN ｘ 1996"])
@@ -26,7 +28,8 @@ def en_export(tmp_path_factory):
 
 
 def test_tagging_export_passes_its_golden_check(en_export):
-    _, _, report = en_export
+    p, _, report = en_export
+    assert p.stage("model").is_ensemble
     assert report["checked"] and report["n_samples"] == 4
     assert set(report["signatures"]) == {"serving_default", "serve_text"}
     assert "entity_score" in report["signatures"]["serving_default"]["outputs"]
@@ -110,7 +113,8 @@ def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_
     vectors = {"lexicon_pos": True, "lexicon_word_min_freq": 4} if lexicon_dim else {}
     cfg = tagging_config(tokenizer="char", bigram_features=True, bigram_dim=4, lexicon_features=True, lexicon_jieba=False,
                          lexicon_path=str(words), lexicon_max_length=4, lexicon_dim=lexicon_dim, max_length=6, **vectors)
-    p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=8)
+    # Without word vectors only the in-graph lookup is compared (the export path is the same).
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=8 if lexicon_dim else 1)
     texts = ["张伟去上海工作。", "", "北京工作", "张伟和李红去上海工作，王芳在北京工作。", "工"]
     sentences = p.tokenize(texts)
     model = p.stage("model")
@@ -123,15 +127,8 @@ def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_
         want_ids = np.concatenate([lexicon_word_ids(list(s), index, 4) for s in sentences])
         assert len(set(want_ids.flat)) > 3 and ids.numpy().tolist() == want_ids.tolist()
         assert index["北京工作"] == 2 + LEXICON_CLASSES.index("organization") and index["海工"] == 1
+    if not lexicon_dim:
+        return
     # The long sample (split into pieces of 6 characters) keeps the words across the cuts.
     report = p.export(str(tmp_path / "sm"), samples=texts + ["ＡＢ 张伟 上海工作"])
     assert report["checked"] and (tmp_path / "sm" / "assets" / "lexicon.txt").is_file()
-
-
-def test_tagging_export_of_a_crf_ensemble_decodes_with_the_mean_scores_in_the_graph(tmp_path):
-    p = Pipeline.from_config(tagging_config(ensemble=2)).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=1)
-    path = str(tmp_path / "saved_model")
-    report = p.export(path, samples=["Carl met Anna in Oslo .", "Acme Corp hired Bob Lind in Rome"])
-    assert report["checked"]
-    out = tf.saved_model.load(path).signatures["serving_default"](tokens=tf.constant([["Anna", "met", "Bob", "in", "Oslo", "."]]))
-    assert [t.decode() for t in out["tags"].numpy()[0][:6]] == p.predict([["Anna", "met", "Bob", "in", "Oslo", "."]])[0]["tags"]
