@@ -1073,9 +1073,10 @@ class TaggingBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         chosen = [self.items[j] for j in self.batches[index]]
         length, width = self._shape(index)
-        if index == 0 and len(self.batches) > 1:
+        if index == 0 and len(self.batches) > 1 and keras.backend.backend() == "tensorflow":
             # Keras' TensorFlow adapter fixes every non-batch dimension that is equal in the
-            # first two batches; make them differ so time and word length stay variable.
+            # first two batches; make them differ so time and word length stay variable. (JAX
+            # takes any shape, and there an extra one would only cost another compile.)
             other = self._shape(1)
             length += 8 if length == other[0] else 0
             width += 1 if width == other[1] else 0

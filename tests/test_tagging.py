@@ -437,3 +437,20 @@ def test_saved_crf_ensemble_predicts_the_same_and_refuses_to_train_on(en_ensembl
         loaded.fit(EN_TOKENS, EN_TAGS, epochs=1, resume=True)
     with pytest.raises(ConfigError, match="ensemble"):
         Pipeline.from_config(tagging_config(ensemble=0))
+
+
+def test_tagging_batches_pad_to_rounded_lengths_and_widen_the_first_only_for_tensorflow():
+    import keras
+
+    from stages.taggers import TaggingBatches
+
+    items = [{"token_ids": np.arange(1, n + 1, dtype="int32"), "y": np.ones(n, dtype="int32")} for n in (3, 5, 6, 7)]
+    batches = TaggingBatches(items, ["token_ids"], 2, shuffle=False)
+    (x0, y0, w0), (x1, _, _) = batches[0], batches[1]
+    step = 32 if keras.backend.backend() == "jax" else 8
+    # Both batches round up to one step; TensorFlow's adapter would fix that length for good
+    # if the first two batches agreed, so there (only) the first is 8 longer.
+    widen = 8 if keras.backend.backend() == "tensorflow" else 0
+    assert (x0["token_ids"].shape, x1["token_ids"].shape) == ((2, step + widen), (2, step))
+    assert x0["token_ids"][1, :6].tolist() == [1, 2, 3, 4, 5, 0] and w0.sum(axis=1).tolist() == [3, 5]
+    assert y0.shape == w0.shape == x0["token_ids"].shape
