@@ -40,6 +40,7 @@ from pipeline.tag_schemes import SCHEMES, OUTSIDE, convert, scheme_tags, spans_t
 from .base import Stage, check_bool, check_choice, check_float, check_int, check_str
 from .crf import CRF, PACKAGE, CRFTaggerModel
 from .models import RecurrentModel
+from .vectorizers import initial_matrix, read_vectors
 
 log = logging.getLogger("ktp")
 
@@ -335,9 +336,10 @@ class LexiconEmbedding(keras.layers.Layer):
         return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "max_length": self.max_length}
 
 
-def _feature_vocab(counts: Counter, min_freq: int, reserved=()) -> list[str]:
-    kept = [t for t, c in counts.items() if c >= min_freq]
-    kept.sort(key=lambda t: (-counts[t], t))
+def _feature_vocab(counts: Counter, min_freq: int, reserved=(), extra=()) -> list[str]:
+    """``<pad>``, ``<unk>``, ``reserved``, then the items counted at least ``min_freq`` times
+    and the ``extra`` ones (kept whatever their count), most frequent first."""
+    kept = sorted({t for t, c in counts.items() if c >= min_freq} | set(extra), key=lambda t: (-counts[t], t))
     return [FEATURE_PAD, FEATURE_UNK, *reserved, *kept]
 
 
@@ -414,6 +416,13 @@ class RNNTagger(RecurrentModel):
             abbreviation, noun, verb, other; from the tags of jieba's dictionary or the third
             field of a user list) instead of one ``<unk>``; needs ``lexicon_dim > 0``. Saved as
             ``lexicon_classes.txt``.
+        bigram_pretrained: a vectors file (word2vec text or binary, GloVe, fastText ``.vec``;
+            ``bigram_dim`` values each) whose vectors start the bigram embeddings; bigrams
+            rarer than ``bigram_min_freq`` keep a row of their own when the file has them.
+        lexicon_pretrained: the same for the lexicon word vectors (``lexicon_dim`` values):
+            every lexicon word the file has gets a row started from its vector, seen in
+            training or not (as SoftLexicon's pretrained word embeddings). Both files are read
+            in ``fit`` only: a saved tagger holds the trained vectors.
         recurrent_initializer, kernel_initializer: initializers of the recurrent layers.
         optimizer, learning_rate, clipnorm, clipvalue: the optimizer and gradient clipping.
         learning_rate_decay: inverse-time decay per epoch: the rate in epoch ``e`` (from 0) is
@@ -468,6 +477,8 @@ class RNNTagger(RecurrentModel):
         lexicon_dim: int = 0,
         lexicon_word_min_freq: int = 1,
         lexicon_pos: bool = False,
+        bigram_pretrained: str | None = None,
+        lexicon_pretrained: str | None = None,
         recurrent_initializer: str = "orthogonal",
         kernel_initializer: str = "glorot_uniform",
         optimizer: str = "adam",
@@ -485,6 +496,8 @@ class RNNTagger(RecurrentModel):
         self.lexicon_ = None
         self.lexicon_words_ = None
         self.lexicon_classes_ = None
+        self.pretrained_coverage_ = None
+        self._pretrained_weights = {}
         self._jieba = None
 
     def _validate(self):
@@ -510,6 +523,12 @@ class RNNTagger(RecurrentModel):
         check_int("lexicon_dim", self.lexicon_dim, minimum=0)
         check_int("lexicon_word_min_freq", self.lexicon_word_min_freq, minimum=1)
         check_bool("lexicon_pos", self.lexicon_pos)
+        check_str("bigram_pretrained", self.bigram_pretrained, allow_none=True)
+        check_str("lexicon_pretrained", self.lexicon_pretrained, allow_none=True)
+        if self.bigram_pretrained is not None and not self.bigram_features:
+            raise ConfigError("bigram_pretrained", "needs bigram_features: true", self.bigram_pretrained)
+        if self.lexicon_pretrained is not None and not self.uses_lexicon_words:
+            raise ConfigError("lexicon_pretrained", "needs lexicon_features: true and lexicon_dim > 0", self.lexicon_pretrained)
         if self.lexicon_pos and not self.uses_lexicon_words:
             raise ConfigError(
                 "lexicon_pos", "needs lexicon_features: true and lexicon_dim > 0 (it groups the words without a "
@@ -556,10 +575,15 @@ class RNNTagger(RecurrentModel):
             counts = Counter(c for s in sentences for tok in _raw(s) for c in tok)
             self.chars_ = _feature_vocab(counts, self.char_min_freq)
             self._char_index = {c: i for i, c in enumerate(self.chars_)}
+        self._pretrained_weights, self.pretrained_coverage_ = {}, None
         if self.bigram_features:
             counts = Counter(b for s in sentences for pair in _bigrams(list(s)) for b in pair)
-            self.bigrams_ = _feature_vocab(counts, self.bigram_min_freq, reserved=(BIGRAM_EDGE,))
+            vectors = self._read_pretrained("bigram_pretrained", "bigram_dim", set(counts))
+            # A rare bigram with a pretrained vector keeps its own row.
+            self.bigrams_ = _feature_vocab(counts, self.bigram_min_freq, reserved=(BIGRAM_EDGE,), extra=vectors)
             self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
+            if self.bigram_pretrained is not None:
+                self._use_pretrained("bigram_embedding", "bigrams", self.bigrams_, vectors, self.bigram_dim)
         if self.lexicon_features:
             words = {}  # word -> part-of-speech tag; a user list's tag wins, its untagged words keep jieba's
             lists = [read_word_list(jieba_dictionary_path(), self.lexicon_min_freq, "lexicon_jieba")] if self.lexicon_jieba else []
@@ -582,7 +606,11 @@ class RNNTagger(RecurrentModel):
                     tokens = list(sentence)
                     for i, n in zip(*np.nonzero(ids[:, : self.lexicon_max_length - 1])):
                         counts["".join(tokens[i : i + n + 2])] += 1
-                self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq, reserved=self._class_tokens()))
+                vectors = self._read_pretrained("lexicon_pretrained", "lexicon_dim", self._lexicon)
+                # Every lexicon word with a pretrained vector gets its own row, seen in training or not.
+                self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq, reserved=self._class_tokens(), extra=vectors))
+                if self.lexicon_pretrained is not None:
+                    self._use_pretrained("lexicon_word_embedding", "lexicon_words", self.lexicon_words_, vectors, self.lexicon_dim)
                 own = len(self.lexicon_words_) - 2 - len(self._class_tokens())
                 log.info("Lexicon word vectors for %d words seen in training", own)
                 if self.lexicon_pos:
@@ -591,6 +619,25 @@ class RNNTagger(RecurrentModel):
                              ", ".join(f"{c} {shared[f'<pos:{c}>']}" for c in LEXICON_CLASSES),
                              sum(1 for i in self._lexicon_ids.values() if i == 1))
         return self
+
+    def _read_pretrained(self, option: str, dim_option: str, wanted) -> dict:
+        """The vectors of ``wanted`` items in the file named by ``option`` ({} when unset)."""
+        path = getattr(self, option)
+        if path is None:
+            return {}
+        if not os.path.isfile(path):
+            raise ConfigError(option, "must be the path of an existing vectors file (word2vec text or binary, GloVe, fastText .vec)", path)
+        vectors, dim = read_vectors(path, "auto", set(wanted))
+        if dim != getattr(self, dim_option):
+            raise ConfigError(dim_option, f"must match the {dim}-dimensional vectors in {path} ({option})", getattr(self, dim_option))
+        return vectors
+
+    def _use_pretrained(self, layer: str, what: str, items: list, vectors: dict, dim: int):
+        """Start the embedding ``layer`` (rows: ``items``) from ``vectors``; report coverage."""
+        rows = {i: vectors[t] for i, t in enumerate(items) if i >= 1 and t in vectors}
+        self._pretrained_weights[layer] = initial_matrix(len(items), dim, rows)
+        self.pretrained_coverage_ = {**(self.pretrained_coverage_ or {}), what: {"rows": len(items), "pretrained": len(rows)}}
+        log.info("Pretrained vectors for %d of %d %s rows", len(rows), len(items), what)
 
     def _set_lexicon(self, words, classes=None):
         self.lexicon_ = list(words)
@@ -775,6 +822,9 @@ class RNNTagger(RecurrentModel):
             model.compile(optimizer=self._tagger_optimizer(steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=[accuracy])
         if initial_weights is not None:
             input_layer.set_weights([initial_weights])
+        for name, matrix in self._pretrained_weights.items():
+            layer = model.get_layer("lexicon_embedding").embedding if name == "lexicon_word_embedding" else model.get_layer(name)
+            layer.set_weights([matrix])
         self.model_ = model
         return self
 

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.errors import ConfigError, DataError
 from pipeline.registry import register
 
-from .base import Stage, check_bool, check_choice, check_float, check_int, check_str
+from .base import Stage, check_bool, check_choice, check_int, check_str
 
 
 class Vectorizer(Stage):
@@ -163,22 +163,19 @@ class EmbeddingVectorizer(Vectorizer):
             raise ConfigError(
                 "dim", f"must match the {dim}-dimensional vectors in {self.pretrained} (or be null)", self.dim
             )
-        rng = np.random.default_rng(0)
-        found = np.array(list(vectors.values())) if vectors else np.zeros((1, dim))
-        scale = float(found.std()) or 0.1
-        matrix = rng.normal(0.0, scale, size=(len(vocabulary.tokens_), dim)).astype(np.float32)
-        matrix[0] = 0.0
+        rows = {}
         exact = lowered = 0
         missing = []
         for i, tok in enumerate(vocabulary.tokens_[2:], start=2):
             if tok in vectors:
-                matrix[i] = vectors[tok]
+                rows[i] = vectors[tok]
                 exact += 1
             elif tok.lower() in vectors:
-                matrix[i] = vectors[tok.lower()]
+                rows[i] = vectors[tok.lower()]
                 lowered += 1
             else:
                 missing.append(tok)
+        matrix = initial_matrix(len(vocabulary.tokens_), dim, rows)
         n = max(len(vocabulary.tokens_) - 2, 1)
         self.weights_ = matrix
         self.pretrained_coverage_ = {
@@ -207,6 +204,21 @@ class EmbeddingVectorizer(Vectorizer):
 
     def output_dim(self, vocab_size: int) -> int:
         return self.embedding_dim()
+
+
+def initial_matrix(n_rows: int, dim: int, rows: dict, seed: int = 0) -> np.ndarray:
+    """An embedding matrix that starts from pretrained vectors where there are some.
+
+    Row ``i`` is ``rows[i]`` where given; the other rows are drawn from a normal distribution
+    with the pretrained vectors' standard deviation (0.1 without any), and row 0 (padding) is 0.
+    """
+    found = np.array(list(rows.values())) if rows else np.zeros((1, dim))
+    scale = float(found.std()) or 0.1
+    matrix = np.random.default_rng(seed).normal(0.0, scale, size=(n_rows, dim)).astype(np.float32)
+    matrix[0] = 0.0
+    for i, vector in rows.items():
+        matrix[i] = vector
+    return matrix
 
 
 def read_vectors(path: str, fmt: str = "auto", wanted: set | None = None) -> tuple[dict, int]:

@@ -193,3 +193,49 @@ def test_lexicon_pos_gives_words_without_a_vector_the_vector_of_their_class(tmp_
     loaded = Pipeline.load(str(tmp_path / "saved"))
     assert loaded.stage("model").lexicon_ids_of(model.lexicon_) == model.lexicon_ids_of(model.lexicon_)
     assert loaded.predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
+
+
+def _write_vectors(path, vectors):
+    dim = len(next(iter(vectors.values())))
+    lines = [f"{len(vectors)} {dim}"] + [w + " " + " ".join(str(v) for v in vec) for w, vec in vectors.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_pretrained_bigram_and_lexicon_vectors_start_the_embeddings(tmp_path):
+    bigrams, words = tmp_path / "bigrams.vec", tmp_path / "words.vec"
+    # 张伟 occurs 6 times in training, 伟和 3 times (under bigram_min_freq 4), 无无 never.
+    _write_vectors(bigrams, {"张伟": [0.5, -0.5, 0.25, 1.0], "伟和": [1.0, 2.0, 3.0, 4.0], "无无": [9.0, 9.0, 9.0, 9.0]})
+    # 北京 is matched in training; 罕见词 is in the lexicon but never in a training sentence.
+    _write_vectors(words, {"北京": [0.1, 0.2, 0.3], "罕见词": [-1.0, 0.0, 1.0], "不在词表": [5.0, 5.0, 5.0]})
+    cfg = lexicon_config(tmp_path, lexicon_dim=3, bigram_min_freq=4, bigram_pretrained=str(bigrams),
+                         lexicon_pretrained=str(words), learning_rate=1e-9)
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=1)
+    model = p.stage("model")
+    assert "伟和" in model.bigrams_ and "无无" not in model.bigrams_  # rare but pretrained: kept
+    assert "罕见词" in model.lexicon_words_ and "不在词表" not in model.lexicon_words_
+    assert model.lexicon_ids_of(["罕见词"]) != [1]
+    assert model.pretrained_coverage_ == {"bigrams": {"rows": len(model.bigrams_), "pretrained": 2},
+                                          "lexicon_words": {"rows": len(model.lexicon_words_), "pretrained": 2}}
+    table = model.model_.get_layer("bigram_embedding").get_weights()[0]  # (training moved them by ~1e-9)
+    np.testing.assert_allclose(table[model.bigrams_.index("伟和")], [1.0, 2.0, 3.0, 4.0], atol=1e-5)
+    table = model.model_.get_layer("lexicon_embedding").embedding.get_weights()[0]
+    np.testing.assert_allclose(table[model.lexicon_words_.index("罕见词")], [-1.0, 0.0, 1.0], atol=1e-5)
+    # The vectors are read in fit only: a saved tagger loads and predicts without the files.
+    p.save(str(tmp_path / "saved"))
+    bigrams.unlink()
+    words.unlink()
+    assert Pipeline.load(str(tmp_path / "saved")).predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
+
+
+def test_pretrained_feature_vectors_are_checked(tmp_path):
+    vectors = tmp_path / "v.vec"
+    _write_vectors(vectors, {"张伟": [0.5, -0.5, 0.25]})
+    with pytest.raises(ConfigError, match=r"bigram_dim must match the 3-dimensional vectors in .*v\.vec \(bigram_pretrained\)"):
+        Pipeline.from_config(lexicon_config(tmp_path, bigram_pretrained=str(vectors))).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
+    with pytest.raises(ConfigError, match="lexicon_pretrained must be the path of an existing vectors file"):
+        Pipeline.from_config(lexicon_config(tmp_path, lexicon_dim=3, lexicon_pretrained=str(tmp_path / "no.vec"))).fit(
+            ZH_TEXTS, ZH_SPANS, epochs=1)
+    with pytest.raises(ConfigError, match="lexicon_pretrained needs lexicon_features: true and lexicon_dim > 0"):
+        RNNTagger(lexicon_features=True, lexicon_pretrained=str(vectors))
+    with pytest.raises(ConfigError, match="bigram_pretrained needs bigram_features: true"):
+        RNNTagger(bigram_pretrained=str(vectors))
