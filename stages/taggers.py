@@ -583,7 +583,7 @@ class RNNTagger(RecurrentModel):
             self.bigrams_ = _feature_vocab(counts, self.bigram_min_freq, reserved=(BIGRAM_EDGE,), extra=vectors)
             self._bigram_index = {b: i for i, b in enumerate(self.bigrams_)}
             if self.bigram_pretrained is not None:
-                self._use_pretrained("bigram_embedding", "bigrams", self.bigrams_, vectors, self.bigram_dim)
+                self._use_pretrained("bigram_embedding", "bigram", self.bigrams_, vectors, self.bigram_dim)
         if self.lexicon_features:
             words = {}  # word -> part-of-speech tag; a user list's tag wins, its untagged words keep jieba's
             lists = [read_word_list(jieba_dictionary_path(), self.lexicon_min_freq, "lexicon_jieba")] if self.lexicon_jieba else []
@@ -610,9 +610,11 @@ class RNNTagger(RecurrentModel):
                 # Every lexicon word with a pretrained vector gets its own row, seen in training or not.
                 self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq, reserved=self._class_tokens(), extra=vectors))
                 if self.lexicon_pretrained is not None:
-                    self._use_pretrained("lexicon_word_embedding", "lexicon_words", self.lexicon_words_, vectors, self.lexicon_dim)
+                    self._use_pretrained("lexicon_word_embedding", "lexicon_word", self.lexicon_words_, vectors, self.lexicon_dim)
+                seen = sum(1 for c in counts.values() if c >= self.lexicon_word_min_freq)
                 own = len(self.lexicon_words_) - 2 - len(self._class_tokens())
-                log.info("Lexicon word vectors for %d words seen in training", own)
+                log.info("Lexicon word vectors for %d words seen in training%s", seen,
+                         f" and {own - seen} more from lexicon_pretrained" if own > seen else "")
                 if self.lexicon_pos:
                     shared = Counter(self.lexicon_words_[i] for i in self._lexicon_ids.values() if 2 <= i < 2 + len(LEXICON_CLASSES))
                     log.info("Lexicon words without a vector of their own, by part of speech: %s; no tag (<unk>): %d",
@@ -637,7 +639,7 @@ class RNNTagger(RecurrentModel):
         rows = {i: vectors[t] for i, t in enumerate(items) if i >= 1 and t in vectors}
         self._pretrained_weights[layer] = initial_matrix(len(items), dim, rows)
         self.pretrained_coverage_ = {**(self.pretrained_coverage_ or {}), what: {"rows": len(items), "pretrained": len(rows)}}
-        log.info("Pretrained vectors for %d of %d %s rows", len(rows), len(items), what)
+        log.info("Pretrained vectors start %d of the %d %s vectors", len(rows), len(items), what)
 
     def _set_lexicon(self, words, classes=None):
         self.lexicon_ = list(words)

@@ -214,8 +214,8 @@ def test_pretrained_bigram_and_lexicon_vectors_start_the_embeddings(tmp_path):
     assert "伟和" in model.bigrams_ and "无无" not in model.bigrams_  # rare but pretrained: kept
     assert "罕见词" in model.lexicon_words_ and "不在词表" not in model.lexicon_words_
     assert model.lexicon_ids_of(["罕见词"]) != [1]
-    assert model.pretrained_coverage_ == {"bigrams": {"rows": len(model.bigrams_), "pretrained": 2},
-                                          "lexicon_words": {"rows": len(model.lexicon_words_), "pretrained": 2}}
+    assert model.pretrained_coverage_ == {"bigram": {"rows": len(model.bigrams_), "pretrained": 2},
+                                          "lexicon_word": {"rows": len(model.lexicon_words_), "pretrained": 2}}
     table = model.model_.get_layer("bigram_embedding").get_weights()[0]  # (training moved them by ~1e-9)
     np.testing.assert_allclose(table[model.bigrams_.index("伟和")], [1.0, 2.0, 3.0, 4.0], atol=1e-5)
     table = model.model_.get_layer("lexicon_embedding").embedding.get_weights()[0]
