@@ -742,6 +742,7 @@ class RNNTagger(RecurrentModel):
         state = dict(self.__dict__)
         state["_jieba"] = None
         state["_decoder"] = state["_decoder_of"] = None
+        state["_pretrained_weights"] = {}  # only needed while fit builds the network
         return state
 
     # -- the network ------------------------------------------------------------------------
