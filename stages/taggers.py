@@ -571,11 +571,11 @@ class RNNTagger(RecurrentModel):
             normalize: the tokenizer's normalisation of one character (NFKC, lowercasing),
                 applied to the lexicon's words so they match the normalised tokens.
         """
+        self._pretrained_weights, self.pretrained_coverage_ = {}, None
         if self.char_features != "none":
             counts = Counter(c for s in sentences for tok in _raw(s) for c in tok)
             self.chars_ = _feature_vocab(counts, self.char_min_freq)
             self._char_index = {c: i for i, c in enumerate(self.chars_)}
-        self._pretrained_weights, self.pretrained_coverage_ = {}, None
         if self.bigram_features:
             counts = Counter(b for s in sentences for pair in _bigrams(list(s)) for b in pair)
             vectors = self._read_pretrained("bigram_pretrained", "bigram_dim", set(counts))
@@ -610,7 +610,7 @@ class RNNTagger(RecurrentModel):
                 # Every lexicon word with a pretrained vector gets its own row, seen in training or not.
                 self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq, reserved=self._class_tokens(), extra=vectors))
                 if self.lexicon_pretrained is not None:
-                    self._use_pretrained("lexicon_word_embedding", "lexicon_word", self.lexicon_words_, vectors, self.lexicon_dim)
+                    self._use_pretrained("lexicon_embedding", "lexicon_word", self.lexicon_words_, vectors, self.lexicon_dim)
                 seen = sum(1 for c in counts.values() if c >= self.lexicon_word_min_freq)
                 own = len(self.lexicon_words_) - 2 - len(self._class_tokens())
                 log.info("Lexicon word vectors for %d words seen in training%s", seen,
@@ -635,7 +635,7 @@ class RNNTagger(RecurrentModel):
         return vectors
 
     def _use_pretrained(self, layer: str, what: str, items: list, vectors: dict, dim: int):
-        """Start the embedding ``layer`` (rows: ``items``) from ``vectors``; report coverage."""
+        """Start the embedding ``layer`` (rows: ``items``; its only weights) from ``vectors``; report coverage."""
         rows = {i: vectors[t] for i, t in enumerate(items) if i >= 1 and t in vectors}
         self._pretrained_weights[layer] = initial_matrix(len(items), dim, rows)
         self.pretrained_coverage_ = {**(self.pretrained_coverage_ or {}), what: {"rows": len(items), "pretrained": len(rows)}}
@@ -826,8 +826,7 @@ class RNNTagger(RecurrentModel):
         if initial_weights is not None:
             input_layer.set_weights([initial_weights])
         for name, matrix in self._pretrained_weights.items():
-            layer = model.get_layer("lexicon_embedding").embedding if name == "lexicon_word_embedding" else model.get_layer(name)
-            layer.set_weights([matrix])
+            model.get_layer(name).set_weights([matrix])
         self.model_ = model
         return self
 
