@@ -352,7 +352,7 @@ class _GenerativeModel(RecurrentModel):
             data,
             validation_data=validation_data,
             epochs=epochs,
-            callbacks=list(callbacks),
+            callbacks=self._fit_callbacks(callbacks),
             verbose=verbose,
             initial_epoch=initial_epoch,
             shuffle=False,  # the dataset shuffles its own length buckets
@@ -428,6 +428,9 @@ class RNNSeq2Seq(_GenerativeModel):
         recurrent_initializer, kernel_initializer: initializers of the recurrent and input kernels.
         optimizer, learning_rate: the optimizer.
         clipnorm, clipvalue: gradient clipping by norm / by value (null: off).
+        ema_momentum: null (off) or the momentum (e.g. 0.999) of a moving average of the weights,
+            as for ``rnn_classifier``: dev loss, dev BLEU, best-epoch restoring and checkpoints
+            use the averaged weights, and they are the ones saved.
 
     Example:
         >>> RNNSeq2Seq(cell="gru", units=8, attention="luong", luong_score="dot").get_config()["attention"]
@@ -455,6 +458,7 @@ class RNNSeq2Seq(_GenerativeModel):
         learning_rate: float = 1e-3,
         clipnorm: float | None = 1.0,
         clipvalue: float | None = None,
+        ema_momentum: float | None = None,
     ):
         super().__init__()
         self.model_ = None
@@ -666,8 +670,8 @@ class RNNLanguageModel(_GenerativeModel):
         layers: stacked recurrent layers.
         dropout, recurrent_dropout, input_dropout: as for ``rnn_seq2seq``.
         label_smoothing: label smoothing of the training loss (0 to < 1).
-        recurrent_initializer, kernel_initializer, optimizer, learning_rate, clipnorm, clipvalue:
-            as for ``rnn_classifier``.
+        recurrent_initializer, kernel_initializer, optimizer, learning_rate, clipnorm, clipvalue,
+        ema_momentum: as for ``rnn_classifier``.
 
     Example:
         >>> RNNLanguageModel(cell="lstm", units=8).get_config()["layers"]
@@ -692,6 +696,7 @@ class RNNLanguageModel(_GenerativeModel):
         learning_rate: float = 2e-3,
         clipnorm: float | None = 1.0,
         clipvalue: float | None = None,
+        ema_momentum: float | None = None,
     ):
         super().__init__()
         self.model_ = None

@@ -338,6 +338,37 @@ def test_translation_fit_writes_a_run_folder_with_checkpoint(tmp_path):
     assert "bleu" in __import__("json").loads((tmp_path / "run" / "metrics.json").read_text())["dev"]
 
 
+def test_translation_weight_averaging_keeps_and_saves_the_averaged_weights(tmp_path):
+    import keras
+
+    sources, targets = _toy_pairs(16)
+    p = Pipeline.from_config(_config(ema_momentum=0.9))
+    p.fit(sources, targets, validation_data=(sources[:4], targets[:4]), epochs=2)
+    model = p.stages["model"].model_
+    optimizer = model.optimizer
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.9
+    for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(average))
+    # the last epoch's dev loss is that of the weights kept, the averaged ones (Keras alone
+    # would validate the raw weights and copy the averages in only after the last epoch)
+    src, tgt = p.tokenize(sources[:4]), p.tokenize_targets(targets[:4])
+    dev = p._pairs(src, tgt, 64, shuffle=False)
+    np.testing.assert_allclose(p.stages["model"].evaluate(dev)["loss"], p.history_["val_loss"][-1], rtol=1e-5)
+    p.save(str(tmp_path / "tr"))
+    q = Pipeline.load(str(tmp_path / "tr"))
+    assert q.stages["model"].ema_momentum == 0.9
+    assert [a["tokens"] for a in q.predict(sources[:4])] == [a["tokens"] for a in p.predict(sources[:4])]
+
+
+@pytest.mark.parametrize("bad", [0, 1, "0.9"])
+def test_generative_models_check_the_averaging_momentum(bad):
+    from stages.seq2seq import RNNLanguageModel
+
+    for cls in (RNNSeq2Seq, RNNLanguageModel):
+        with pytest.raises(ConfigError, match="ema_momentum"):
+            cls(ema_momentum=bad)
+
+
 def test_translation_fit_refuses_unpaired_data():
     p = Pipeline.from_config(_config())
     with pytest.raises(ValueError, match="2 source sentences but 1 targets"):
