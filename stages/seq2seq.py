@@ -323,6 +323,12 @@ class _GenerativeModel(RecurrentModel):
 
     fitted_attributes = ("model_",)
 
+    def _validate_common(self):
+        super()._validate_common()
+        check_float("label_smoothing", self.label_smoothing, 0.0, 1.0)
+        if self.label_smoothing >= 1:
+            raise ConfigError("label_smoothing", "must be < 1", self.label_smoothing)
+
     def _state_count(self) -> int:
         return 2 if self.cell == "lstm" else 1
 
@@ -469,9 +475,6 @@ class RNNSeq2Seq(_GenerativeModel):
         check_int("decoder_layers", self.decoder_layers, minimum=1)
         check_choice("attention", self.attention, self.ATTENTION)
         check_choice("luong_score", self.luong_score, ("general", "dot"))
-        check_float("label_smoothing", self.label_smoothing, 0.0, 1.0)
-        if self.label_smoothing >= 1:
-            raise ConfigError("label_smoothing", "must be < 1", self.label_smoothing)
 
     @property
     def decoder_units(self) -> int:
@@ -703,9 +706,6 @@ class RNNLanguageModel(_GenerativeModel):
 
     def _validate(self):
         self._validate_common()
-        check_float("label_smoothing", self.label_smoothing, 0.0, 1.0)
-        if self.label_smoothing >= 1:
-            raise ConfigError("label_smoothing", "must be < 1", self.label_smoothing)
 
     def build(self, input_layer, vocab_size: int, initial_weights=None):
         """Build and compile the model from the vectorizer's input layer."""

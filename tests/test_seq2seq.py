@@ -360,13 +360,13 @@ def test_translation_weight_averaging_keeps_and_saves_the_averaged_weights(tmp_p
     assert [a["tokens"] for a in q.predict(sources[:4])] == [a["tokens"] for a in p.predict(sources[:4])]
 
 
-@pytest.mark.parametrize("bad", [0, 1, "0.9"])
-def test_generative_models_check_the_averaging_momentum(bad):
+@pytest.mark.parametrize("option, bad", [("ema_momentum", 0), ("ema_momentum", 1), ("ema_momentum", "0.9"), ("label_smoothing", 1.0), ("label_smoothing", -0.1)])
+def test_generative_models_check_averaging_and_smoothing(option, bad):
     from stages.seq2seq import RNNLanguageModel
 
     for cls in (RNNSeq2Seq, RNNLanguageModel):
-        with pytest.raises(ConfigError, match="ema_momentum"):
-            cls(ema_momentum=bad)
+        with pytest.raises(ConfigError, match=option):
+            cls(**{option: bad})
 
 
 def test_translation_fit_refuses_unpaired_data():
