@@ -1191,6 +1191,19 @@ def predict_command(args) -> int:
     0: every row predicted (or ``--allow-errors``); 1: some rows failed; 2: the job could not run.
     """
     quiet = bool(getattr(args, "quiet", False))
+    # the options both runners take
+    common = dict(
+        output_format=args.output_format,
+        format=args.input_format,
+        text_column=args.text_column,
+        header=args.header,
+        encoding=args.encoding,
+        include_text=args.include_text,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        bucketing=args.bucketing,
+        overwrite=args.overwrite,
+    )
     try:
         if getattr(args, "runner", "local") == "beam":
             if args.resume:
@@ -1202,18 +1215,9 @@ def predict_command(args) -> int:
                 args.inputs,
                 args.output,
                 beam_options=args.beam_option,
-                output_format=args.output_format,
-                format=args.input_format,
-                text_column=args.text_column,
-                header=args.header,
-                encoding=args.encoding,
-                include_text=args.include_text,
-                batch_size=args.batch_size,
-                chunk_size=args.chunk_size,
-                bucketing=args.bucketing,
                 num_shards=args.shards,
-                overwrite=args.overwrite,
                 merge=args.merge,
+                **common,
             )
         else:
             if args.beam_option or args.merge or args.shards:
@@ -1222,19 +1226,10 @@ def predict_command(args) -> int:
                 args.model_dir,
                 args.inputs,
                 args.output,
-                output_format=args.output_format,
-                format=args.input_format,
-                text_column=args.text_column,
-                header=args.header,
-                encoding=args.encoding,
-                include_text=args.include_text,
-                batch_size=args.batch_size,
-                chunk_size=args.chunk_size,
                 workers=args.workers,
-                bucketing=args.bucketing,
                 resume=args.resume,
-                overwrite=args.overwrite,
                 progress=False if quiet else args.progress,
+                **common,
             )
     except (BatchError, ConfigError, DataError, FileNotFoundError, ImportError) as err:
         print(f"ktp predict: error: {err}", file=sys.stderr)
