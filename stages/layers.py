@@ -97,6 +97,59 @@ class MaskedPooling(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AttentionPooling(keras.layers.Layer):
+    """Weighted mean over the time axis with learned weights (additive self-attention).
+
+    Each step ``h_t`` gets a score ``v^T tanh(W h_t + b)``; a softmax over the non-padding steps
+    turns the scores into weights, and the output is ``sum_t weight_t * h_t``. A row that is
+    all padding (an empty text) pools to zeros.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = AttentionPooling(units=4)
+        >>> x = np.ones((2, 3, 5), dtype="float32")
+        >>> layer(x, mask=np.array([[True, True, False], [False, False, False]])).shape
+        (2, 5)
+    """
+
+    def __init__(self, units: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        self.kernel = self.add_weight(name="kernel", shape=(dim, self.units), initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+        self.query = self.add_weight(name="query", shape=(self.units, 1), initializer="glorot_uniform")
+
+    def weights_of(self, inputs, mask=None):
+        """The attention weights, shape ``(batch, time)`` (zero on padding steps)."""
+        scores = ops.squeeze(ops.matmul(ops.tanh(ops.matmul(inputs, self.kernel) + self.bias), self.query), -1)
+        scores = ops.cast(scores, "float32")
+        if mask is None:
+            return ops.softmax(scores, axis=-1)
+        keep = ops.cast(mask, "float32")
+        scores = ops.where(keep > 0, scores, ops.full_like(scores, -1e9))
+        weights = ops.softmax(scores, axis=-1) * keep
+        # renormalised, so an all-padding row gets all-zero weights instead of uniform ones
+        return weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-9)
+
+    def call(self, inputs, mask=None):
+        weights = ops.cast(self.weights_of(inputs, mask), inputs.dtype)
+        return ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
 def hash_pair(left, right, salt: int, buckets: int):
     """Hash two int32 id tensors (element-wise) into ``1 .. buckets - 1`` (0 stays padding).
 

@@ -11,10 +11,11 @@ from pipeline.errors import ConfigError
 from pipeline.registry import register
 
 from .base import Stage, check_bool, check_choice, check_float, check_int
-from .layers import MaskedPooling, NgramBag
+from .layers import AttentionPooling, MaskedPooling, NgramBag
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad", "nadam")
+POOLINGS = ("last", "max", "mean", "mean_max", "attention")
 
 
 class AveragedWeights(keras.callbacks.Callback):
@@ -207,7 +208,9 @@ class RNNClassifier(RecurrentModel):
         recurrent_dropout: dropout on the recurrent state (note: > 0 disables cuDNN kernels).
         input_dropout: spatial dropout on the token vectors (drops whole embedding channels).
         pooling: how the sequence becomes one vector: ``last`` (final state), ``max`` or ``mean``
-            over the non-padding steps.
+            over the non-padding steps, ``mean_max`` (both, concatenated), or ``attention`` (a
+            weighted mean whose weights a learned scorer gives each step, as in self-attentive
+            classifiers).
         dense_units: sizes of hidden dense layers in the head (empty: none).
         recurrent_initializer: initializer of the recurrent kernels; ``orthogonal`` (default)
             keeps gradients from vanishing or exploding early in training.
@@ -276,7 +279,7 @@ class RNNClassifier(RecurrentModel):
         check_int("ngrams", self.ngrams, minimum=0, maximum=5)
         check_int("ngram_buckets", self.ngram_buckets, minimum=2, maximum=1 << 24)
         check_float("ngram_scale", self.ngram_scale, 0.0, open_min=True)
-        check_choice("pooling", self.pooling, ("last", "max", "mean"))
+        check_choice("pooling", self.pooling, POOLINGS)
         if not isinstance(self.dense_units, (list, tuple)) or any(
             isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in self.dense_units
         ):
@@ -300,8 +303,14 @@ class RNNClassifier(RecurrentModel):
         for i in range(self.layers):
             last = i == self.layers - 1
             x = self._recurrent(return_sequences=not (last and self.pooling == "last"), name=f"rnn_{i + 1}")(x)
-        if self.pooling != "last":
+        if self.pooling in ("max", "mean"):
             x = MaskedPooling(self.pooling, name=f"{self.pooling}_pool")(x)
+        elif self.pooling == "mean_max":
+            x = keras.layers.Concatenate(name="mean_max_pool")(
+                [MaskedPooling("mean", name="mean_pool")(x), MaskedPooling("max", name="max_pool")(x)]
+            )
+        elif self.pooling == "attention":
+            x = AttentionPooling(self.units, name="attention_pool")(x)
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
         for j, size in enumerate(self.dense_units):

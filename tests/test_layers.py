@@ -1,6 +1,6 @@
 import numpy as np
 
-from stages.layers import MaskedPooling, NgramBag, OneHot, hash_pair
+from stages.layers import AttentionPooling, MaskedPooling, NgramBag, OneHot, hash_pair
 
 
 def test_onehot_layer_masks_padding():
@@ -26,6 +26,36 @@ def test_masked_pooling_of_an_all_padding_row_is_zero():
     mask = np.array([[False, False]])
     for mode in ("max", "mean"):
         assert float(np.asarray(MaskedPooling(mode)(x, mask=mask))[0, 0]) == 0.0
+
+
+def _attention(units=1):
+    layer = AttentionPooling(units=units)
+    layer.build((None, None, 1))
+    # score of a step = tanh(h): steps with larger values get more weight
+    layer.set_weights([np.ones((1, units), "float32"), np.zeros(units, "float32"), np.ones((units, 1), "float32")])
+    return layer
+
+
+def test_attention_pooling_is_the_softmax_weighted_mean_of_the_steps():
+    x = np.array([[[0.0], [2.0]]], dtype="float32")
+    weights = np.exp([np.tanh(0.0), np.tanh(2.0)])
+    weights /= weights.sum()
+    out = float(np.asarray(_attention()(x))[0, 0])
+    np.testing.assert_allclose(out, weights @ [0.0, 2.0], rtol=1e-5)
+
+
+def test_attention_pooling_gives_padding_no_weight():
+    layer = _attention(units=3)
+    x = np.array([[[0.0], [2.0], [50.0]]], dtype="float32")
+    mask = np.array([[True, True, False]])
+    weights = np.asarray(layer.weights_of(x, mask))
+    assert weights[0, 2] == 0.0 and np.isclose(weights.sum(), 1.0)
+    np.testing.assert_allclose(np.asarray(layer(x, mask=mask)), np.asarray(layer(x[:, :2])), rtol=1e-5)
+
+
+def test_attention_pooling_of_an_all_padding_row_is_zero():
+    x = np.array([[[4.0], [5.0]]], dtype="float32")
+    assert float(np.asarray(_attention()(x, mask=np.array([[False, False]])))[0, 0]) == 0.0
 
 
 def _bag_with_known_scores(max_n, buckets=97, scale=1.0):

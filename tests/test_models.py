@@ -13,7 +13,7 @@ def _build(**options):
 
 
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
-@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "mean_max", "attention"])
 def test_classifier_builds_every_cell_and_pooling(cell, pooling):
     m = _build(cell=cell, pooling=pooling)
     out = m.transform(np.array([[2, 3, 0, 0, 0]]))
@@ -46,17 +46,19 @@ def test_classifier_multi_label_has_sigmoid_outputs():
     assert out.shape == (1, 3) and not np.isclose(out.sum(), 1.0)
 
 
-def test_classifier_padding_does_not_change_the_answer():
-    m = _build(cell="gru", pooling="max")
+@pytest.mark.parametrize("pooling", ["max", "mean_max", "attention"])
+def test_classifier_padding_does_not_change_the_answer(pooling):
+    m = _build(cell="gru", pooling=pooling)
     a = m.transform(np.array([[2, 3, 0, 0, 0]]))
     b = m.transform(np.array([[2, 3, 0]]))
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_classifier_save_and_load_round_trip(tmp_path):
-    m = _build()
+@pytest.mark.parametrize("pooling", ["max", "mean_max", "attention"])
+def test_classifier_save_and_load_round_trip(tmp_path, pooling):
+    m = _build(pooling=pooling)
     m.save_assets(str(tmp_path))
-    loaded = RNNClassifier(units=4)
+    loaded = RNNClassifier(units=4, pooling=pooling)
     loaded.load_assets(str(tmp_path))
     x = np.array([[2, 3, 4, 0, 0]])
     np.testing.assert_allclose(loaded.transform(x), m.transform(x), rtol=1e-6)
