@@ -22,8 +22,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
 
 def load_texts(path, limit):
     from pipeline.readers import read_corpus

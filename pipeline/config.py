@@ -11,7 +11,7 @@ import copy
 
 import yaml
 
-from stages.base import check_bool, check_choice, check_float, check_int, check_str
+from stages.base import check_bool, check_choice, check_int, check_str
 
 from .errors import ConfigError, unknown_key_error
 
