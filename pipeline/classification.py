@@ -133,12 +133,12 @@ class ClassificationPipeline(Pipeline):
 
         n_members = getattr(model, "ensemble", 1)  # model stages of other packages may not have it
         members, self.member_histories_ = [], []
-        for i, _, member_dir in self._members(n_members, options, output_dir):
+        for i, member_seed, member_dir in self._members(n_members, options, output_dir):
             model.build(
                 vectorizer.input_layer(len(vocabulary)),
                 n_outputs=len(decoder.labels_),
                 multi_label=decoder.multi_label,
-                initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
+                initial_weights=self._initial_weights(vectorizer, member_seed),
                 **({"member": i} if n_members > 1 else {}),
             )
             model.fit(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import importlib.metadata
+import inspect
 import json
 import logging
 import os
@@ -229,6 +230,18 @@ class Pipeline:
             if i and seed is not None:
                 set_seed(seed)
             yield i, seed, os.path.join(output_dir, "members", f"member_{i + 1}") if output_dir else None
+
+    @staticmethod
+    def _initial_weights(vectorizer, seed):
+        """The vectorizer's pretrained start matrix (None without one), its random rows drawn
+        with the training ``seed`` where the vectorizer takes one (those of other packages
+        need not)."""
+        get = getattr(vectorizer, "initial_weights", None)
+        if get is None:
+            return None
+        if seed is not None and "seed" in inspect.signature(get).parameters:
+            return get(seed=seed)
+        return get()
 
     def _report_members(self, report: dict, output_dir: str, plots: bool):
         """Add every ensemble member's history to a run report, and draw each one's curves."""

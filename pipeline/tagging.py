@@ -448,8 +448,9 @@ class TaggingPipeline(Pipeline):
                     vectorizer.input_layer(len(vocabulary)),
                     n_tags=len(decoder.tags_),
                     constraints=allowed_transitions(decoder.tags_, decoder.scheme),
-                    initial_weights=getattr(vectorizer, "initial_weights", lambda: None)(),
+                    initial_weights=self._initial_weights(vectorizer, member_seed),
                     steps_per_epoch=len(train),
+                    seed=member_seed,
                     **({"member": i} if n_members > 1 else {}),
                 )
             callbacks = self._callbacks(options, member_dir, val is not None)

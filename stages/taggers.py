@@ -637,7 +637,8 @@ class RNNTagger(RecurrentModel):
     def _use_pretrained(self, layer: str, what: str, items: list, vectors: dict, dim: int):
         """Start the embedding ``layer`` (rows: ``items``; its only weights) from ``vectors``; report coverage."""
         rows = {i: vectors[t] for i, t in enumerate(items) if i >= 1 and t in vectors}
-        self._pretrained_weights[layer] = initial_matrix(len(items), dim, rows)
+        # drawn in build, with the training seed: each ensemble member gets its own random rows
+        self._pretrained_weights[layer] = (len(items), dim, rows)
         self.pretrained_coverage_ = {**(self.pretrained_coverage_ or {}), what: {"rows": len(items), "pretrained": len(rows)}}
         log.info("Pretrained vectors start %d of the %d %s vectors", len(rows), len(items), what)
 
@@ -757,7 +758,7 @@ class RNNTagger(RecurrentModel):
         config["learning_rate"] = keras.optimizers.schedules.serialize(schedule)
         return type(optimizer).from_config(config)
 
-    def build(self, input_layer, n_tags: int, constraints=None, initial_weights=None, steps_per_epoch=None, member=None):
+    def build(self, input_layer, n_tags: int, constraints=None, initial_weights=None, steps_per_epoch=None, member=None, seed=None):
         """Build and compile the Keras model.
 
         Args:
@@ -770,6 +771,8 @@ class RNNTagger(RecurrentModel):
             steps_per_epoch: training batches per epoch (for ``learning_rate_decay``).
             member: with ``ensemble`` > 1, the index of the member being built (it names the
                 network ``member_<index + 1>``); ``combine`` then joins the trained members.
+            seed: the training seed; it draws the random rows (items without a pretrained
+                vector) of the ``bigram_pretrained`` / ``lexicon_pretrained`` start matrices.
         """
         inputs = {"token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids")}
         parts = [input_layer(inputs["token_ids"])]
@@ -825,8 +828,8 @@ class RNNTagger(RecurrentModel):
             model.compile(optimizer=self._tagger_optimizer(steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=[accuracy])
         if initial_weights is not None:
             input_layer.set_weights([initial_weights])
-        for name, matrix in self._pretrained_weights.items():
-            model.get_layer(name).set_weights([matrix])
+        for name, (n_rows, dim, rows) in self._pretrained_weights.items():
+            model.get_layer(name).set_weights([initial_matrix(n_rows, dim, rows, seed=seed or 0)])
         self.model_ = model
         return self
 

@@ -139,6 +139,7 @@ class EmbeddingVectorizer(Vectorizer):
     ):
         super().__init__()
         self.weights_ = None
+        self._pretrained_rows = None
         self.pretrained_coverage_ = None
 
     def _validate(self):
@@ -178,6 +179,7 @@ class EmbeddingVectorizer(Vectorizer):
         matrix = initial_matrix(len(vocabulary.tokens_), dim, rows)
         n = max(len(vocabulary.tokens_) - 2, 1)
         self.weights_ = matrix
+        self._pretrained_rows = rows  # for draws with other seeds (initial_weights)
         self.pretrained_coverage_ = {
             "vocabulary_types": len(vocabulary.tokens_) - 2,
             "found_exact": exact,
@@ -198,9 +200,16 @@ class EmbeddingVectorizer(Vectorizer):
             vocab_size, self.embedding_dim(), mask_zero=self.mask, trainable=self.trainable, name="embedding"
         )
 
-    def initial_weights(self):
-        """The pretrained matrix to load into the embedding layer, or None."""
-        return self.weights_
+    def initial_weights(self, seed: int | None = None):
+        """The pretrained matrix to load into the embedding layer, or None.
+
+        Rows without a pretrained vector are random: drawn with ``seed`` (the training seed, so
+        that every ensemble member gets its own draw, as it does without pretrained vectors),
+        or the draw made in ``fit`` when None.
+        """
+        if self.weights_ is None or seed is None:
+            return self.weights_
+        return initial_matrix(len(self.weights_), self.weights_.shape[1], self._pretrained_rows, seed=seed)
 
     def output_dim(self, vocab_size: int) -> int:
         return self.embedding_dim()

@@ -212,6 +212,21 @@ def test_pipeline_ensemble_member_equals_a_single_network_with_the_next_seed(zh_
     np.testing.assert_allclose(member_2.predict(x, verbose=0), single.predict_scores(["好看", "难看"]), rtol=1e-5, atol=1e-6)
 
 
+def test_pipeline_ensemble_members_draw_their_own_rows_beside_pretrained_vectors(zh_data, tmp_path):
+    texts, labels = zh_data
+    vectors = tmp_path / "v.vec"
+    vectors.write_text("1 8\n好 " + " ".join(["0.5"] * 8) + "\n", encoding="utf-8")
+    config = tiny_config(vectorizer="embedding", ensemble=2)
+    config["stages"]["vectorizer"].update(pretrained=str(vectors), trainable=False)
+    p = Pipeline.from_config(config).fit(texts, labels, seed=3)
+    vocab = p.stage("vocabulary")
+    tables = [p.stage("model").model_.get_layer(f"member_{i}").get_layer("embedding").get_weights()[0] for i in (1, 2)]
+    np.testing.assert_allclose(tables[0][vocab.id_of("好")], 0.5)
+    np.testing.assert_allclose(tables[1][vocab.id_of("好")], 0.5)
+    other = [i for i in range(2, len(vocab)) if vocab.tokens_[i] != "好"]
+    assert not np.allclose(tables[0][other], tables[1][other])  # frozen, so still the two draws
+
+
 def test_pipeline_ensemble_size_must_be_a_positive_integer():
     from pipeline import ConfigError
 

@@ -227,6 +227,20 @@ def test_pretrained_bigram_and_lexicon_vectors_start_the_embeddings(tmp_path):
     assert Pipeline.load(str(tmp_path / "saved")).predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
 
 
+def test_ensemble_members_draw_their_own_rows_beside_pretrained_bigrams(tmp_path):
+    bigrams = tmp_path / "bigrams.vec"
+    _write_vectors(bigrams, {"张伟": [0.5, -0.5, 0.25, 1.0]})
+    cfg = lexicon_config(tmp_path, bigram_pretrained=str(bigrams), learning_rate=1e-9, ensemble=2)
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
+    model = p.stage("model")
+    tables = [model.model_.get_layer(f"member_{i}").get_layer("bigram_embedding").get_weights()[0] for i in (1, 2)]
+    row = model.bigrams_.index("张伟")
+    for table in tables:  # (training moved them by ~1e-9)
+        np.testing.assert_allclose(table[row], [0.5, -0.5, 0.25, 1.0], atol=1e-5)
+    other = [i for i in range(1, len(model.bigrams_)) if i != row]
+    assert not np.allclose(tables[0][other], tables[1][other], atol=1e-3)
+
+
 def test_pretrained_feature_vectors_are_checked(tmp_path):
     vectors = tmp_path / "v.vec"
     _write_vectors(vectors, {"张伟": [0.5, -0.5, 0.25]})

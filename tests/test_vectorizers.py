@@ -97,6 +97,21 @@ def test_embedding_pretrained_weights_reach_the_model_layer(tmp_path):
     assert layer.trainable is False
 
 
+def test_embedding_random_rows_are_drawn_with_the_training_seed(tmp_path):
+    path = tmp_path / "vectors.txt"
+    _write_text_vectors(path)
+    vocab = _vocab()
+    v = EmbeddingVectorizer(dim=3, pretrained=str(path)).fit(vocabulary=vocab)
+    a, b = v.initial_weights(seed=1), v.initial_weights(seed=2)
+    found = [vocab.id_of(w) for w in ("cat", "dog", "Fish")]
+    np.testing.assert_array_equal(a[found], b[found])  # pretrained rows: the vectors, whatever the seed
+    np.testing.assert_array_equal(a[0], np.zeros(3))
+    unk, bird = vocab.id_of("<unk>"), vocab.id_of("bird")
+    assert not np.allclose(a[[unk, bird]], b[[unk, bird]])  # random rows: one draw per seed
+    np.testing.assert_array_equal(a, v.initial_weights(seed=1))
+    np.testing.assert_array_equal(v.initial_weights(), v.weights_)
+
+
 def test_embedding_dim_must_match_the_vectors(tmp_path):
     path = tmp_path / "vectors.txt"
     _write_text_vectors(path)
