@@ -56,6 +56,8 @@ LEXICON_POSITIONS = ("B", "M", "E")
 #: Classes of lexicon words by the part-of-speech tag their word list gives them (jieba's tag
 #: set), for ``lexicon_pos``: a word without a vector of its own shares its class's vector.
 LEXICON_CLASSES = ("person", "place", "organization", "proper", "abbreviation", "noun", "verb", "other")
+#: How ``LexiconEmbedding`` pools the vectors of the words at one position (see there).
+LEXICON_POOLINGS = ("mean", "frequency")
 
 
 def pos_class(tag: str) -> str:
@@ -149,6 +151,39 @@ def lexicon_word_ids(tokens, index, max_length: int) -> np.ndarray:
         if offset < n:
             out[offset:, col] = begins[length][: n - offset]
     return out
+
+
+def lexicon_word_counts(sentences, lexicon, max_length: int) -> Counter:
+    """How often each lexicon word is matched in ``sentences`` (token lists) where no longer
+    matched word covers it (SoftLexicon's counting: a word inside a longer match does not
+    count, so short words do not outweigh the long ones that contain them).
+
+    Example:
+        >>> sorted(lexicon_word_counts([list("南京市长"), list("南京")], {"南京", "南京市", "市长"}, 3).items())
+        [('南京', 1), ('南京市', 1), ('市长', 1)]
+    """
+    counts = Counter()
+    for tokens in sentences:
+        n = len(tokens)
+        spans = []
+        for i in range(n):
+            word = tokens[i]
+            for length in range(2, min(max_length, n - i) + 1):
+                word += tokens[i + length - 1]
+                if word in lexicon:
+                    spans.append((i, i + length, word))
+        longest = {}  # start -> the end of the longest match starting there
+        for i, j, _ in spans:
+            longest[i] = max(longest.get(i, 0), j)
+        reach, starts = 0, sorted(longest)  # reach: the furthest end of a match starting before i
+        reach_before = {}
+        for i in starts:
+            reach_before[i] = reach
+            reach = max(reach, longest[i])
+        for i, j, word in spans:
+            if reach_before[i] < j and longest[i] == j:
+                counts[word] += 1
+    return counts
 
 
 def jieba_dictionary_path() -> str:
@@ -290,7 +325,7 @@ class CharEncoder(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class LexiconEmbedding(keras.layers.Layer):
-    """SoftLexicon-style word vectors: the mean embedding of the lexicon words in which a
+    """SoftLexicon-style word vectors: the pooled embeddings of the lexicon words in which a
     token is the first (B), an inner (M) and the last (E) character, concatenated.
 
     Input: ``(batch, time, slots)`` word ids laid out as ``lexicon_slots(max_length)`` (0: no
@@ -300,6 +335,12 @@ class LexiconEmbedding(keras.layers.Layer):
         vocab_size: number of word ids (0 is "no word", 1 a lexicon word unseen in training).
         dim: size of the word embeddings.
         max_length: the longest word length, which fixes the slot layout.
+        pooling: ``mean``: each position's vector is the mean of its words' vectors.
+            ``frequency``: SoftLexicon's weighted pooling: a word ``w`` weighs ``z(w)`` (a
+            non-trainable weight per id, ``word_weight``, set with ``set_word_weights``; all
+            ones until then), and each position's vector is ``3 * sum(z(w) e(w)) / Z`` over
+            its words, with ``Z`` the total weight of the token's words in *all three*
+            positions, so the vectors also tell which position holds the token's frequent words.
 
     Example:
         >>> import numpy as np
@@ -307,20 +348,41 @@ class LexiconEmbedding(keras.layers.Layer):
         (1, 1, 12)
     """
 
-    def __init__(self, vocab_size: int, dim: int, max_length: int, **kwargs):
+    def __init__(self, vocab_size: int, dim: int, max_length: int, pooling: str = "mean", **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size, self.dim, self.max_length = vocab_size, dim, max_length
+        if pooling not in LEXICON_POOLINGS:
+            raise ValueError(f"LexiconEmbedding pooling must be one of {', '.join(LEXICON_POOLINGS)}; got {pooling!r}")
+        self.vocab_size, self.dim, self.max_length, self.pooling = vocab_size, dim, max_length, pooling
         self.embedding = keras.layers.Embedding(vocab_size, dim, name="lexicon_word_embedding")
         slots = lexicon_slots(max_length)
         self._groups = [[i for i, slot in enumerate(slots) if slot[0] == p] for p in LEXICON_POSITIONS]
+        self.word_weight = None
 
     def build(self, input_shape):
         self.embedding.build((None, None))
+        if self.pooling == "frequency":
+            self.word_weight = self.add_weight(shape=(self.vocab_size,), initializer="ones", trainable=False, name="word_weight")
+
+    def set_word_weights(self, weights):
+        """Set ``z(w)`` of every word id (``frequency`` pooling): ``vocab_size`` values >= 0."""
+        weights = np.asarray(weights, dtype="float32")
+        if self.pooling != "frequency":
+            raise ValueError("set_word_weights needs pooling='frequency'")
+        if weights.shape != (self.vocab_size,) or (weights < 0).any():
+            raise ValueError(f"word weights must be {self.vocab_size} values >= 0; got shape {weights.shape}")
+        self.word_weight.assign(weights)
 
     def call(self, ids):
         ids = ops.cast(ids, "int32")
         vectors = self.embedding(ids)
         present = ops.cast(ops.not_equal(ids, 0), self.compute_dtype)[..., None]
+        if self.pooling == "frequency":
+            weight = present * ops.cast(ops.take(self.word_weight, ids, axis=0), self.compute_dtype)[..., None]
+            total = ops.sum(weight, axis=2)  # over the words of all three positions
+            scale = len(self._groups) / ops.maximum(total, 1e-6)
+            return ops.concatenate(
+                [ops.sum(ops.take(vectors * weight, group, axis=2), axis=2) * scale for group in self._groups], axis=-1
+            )
         vectors = vectors * present
         means = []
         for group in self._groups:
@@ -333,7 +395,10 @@ class LexiconEmbedding(keras.layers.Layer):
         return (input_shape[0], input_shape[1], 3 * self.dim)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "max_length": self.max_length}
+        config = {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "max_length": self.max_length}
+        if self.pooling != "mean":  # models saved before the option load unchanged
+            config["pooling"] = self.pooling
+        return config
 
 
 def _feature_vocab(counts: Counter, min_freq: int, reserved=(), extra=()) -> list[str]:
@@ -411,6 +476,11 @@ class RNNTagger(RecurrentModel):
             features. Words matched in training sentences fewer than ``lexicon_word_min_freq``
             times share one vector (``<unk>``).
         lexicon_word_min_freq: see ``lexicon_dim``.
+        lexicon_pooling: how the vectors of the words at one position are pooled: ``mean``, or
+            ``frequency`` (SoftLexicon's weighted pooling, see ``LexiconEmbedding``): a word
+            weighs 1 + the number of training matches not inside a longer matched word
+            (``lexicon_word_counts``); words without a vector of their own weigh 1. Needs
+            ``lexicon_dim > 0``.
         lexicon_pos: words without a vector of their own share one vector per part of speech
             (``LEXICON_CLASSES``: person, place, organization, other proper noun,
             abbreviation, noun, verb, other; from the tags of jieba's dictionary or the third
@@ -476,6 +546,7 @@ class RNNTagger(RecurrentModel):
         lexicon_path: str | None = None,
         lexicon_dim: int = 0,
         lexicon_word_min_freq: int = 1,
+        lexicon_pooling: str = "mean",
         lexicon_pos: bool = False,
         bigram_pretrained: str | None = None,
         lexicon_pretrained: str | None = None,
@@ -498,6 +569,7 @@ class RNNTagger(RecurrentModel):
         self.lexicon_classes_ = None
         self.pretrained_coverage_ = None
         self._pretrained_weights = {}
+        self._lexicon_word_weights = None
         self._jieba = None
 
     def _validate(self):
@@ -523,6 +595,12 @@ class RNNTagger(RecurrentModel):
         check_int("lexicon_dim", self.lexicon_dim, minimum=0)
         check_int("lexicon_word_min_freq", self.lexicon_word_min_freq, minimum=1)
         check_bool("lexicon_pos", self.lexicon_pos)
+        check_choice("lexicon_pooling", self.lexicon_pooling, LEXICON_POOLINGS)
+        if self.lexicon_pooling != "mean" and not self.uses_lexicon_words:
+            raise ConfigError(
+                "lexicon_pooling", "needs lexicon_features: true and lexicon_dim > 0 (it pools the lexicon word vectors)",
+                self.lexicon_pooling,
+            )
         check_str("bigram_pretrained", self.bigram_pretrained, allow_none=True)
         check_str("lexicon_pretrained", self.lexicon_pretrained, allow_none=True)
         if self.bigram_pretrained is not None and not self.bigram_features:
@@ -611,6 +689,14 @@ class RNNTagger(RecurrentModel):
                 self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq, reserved=self._class_tokens(), extra=vectors))
                 if self.lexicon_pretrained is not None:
                     self._use_pretrained("lexicon_embedding", "lexicon_word", self.lexicon_words_, vectors, self.lexicon_dim)
+                self._lexicon_word_weights = None
+                if self.lexicon_pooling == "frequency":
+                    weights = np.ones(len(self.lexicon_words_), dtype="float32")
+                    own = 2 + len(self._class_tokens())  # <pad>, <unk> and the classes weigh 1
+                    found = lexicon_word_counts([list(s) for s in sentences], self._lexicon, self.lexicon_max_length)
+                    for i, word in enumerate(self.lexicon_words_[own:], start=own):
+                        weights[i] += found.get(word, 0)
+                    self._lexicon_word_weights = weights
                 seen = sum(1 for c in counts.values() if c >= self.lexicon_word_min_freq)
                 own = len(self.lexicon_words_) - 2 - len(self._class_tokens())
                 log.info("Lexicon word vectors for %d words seen in training%s", seen,
@@ -744,6 +830,7 @@ class RNNTagger(RecurrentModel):
         state["_jieba"] = None
         state["_decoder"] = state["_decoder_of"] = None
         state["_pretrained_weights"] = {}  # only needed while fit builds the network
+        state["_lexicon_word_weights"] = None  # (the network holds them)
         return state
 
     # -- the network ------------------------------------------------------------------------
@@ -797,7 +884,9 @@ class RNNTagger(RecurrentModel):
         if self.uses_lexicon_words:
             slots = len(lexicon_slots(self.lexicon_max_length))
             inputs["lexicon_ids"] = keras.Input(shape=(None, slots), dtype="int32", name="lexicon_ids")
-            pooled = LexiconEmbedding(len(self.lexicon_words_), self.lexicon_dim, self.lexicon_max_length, name="lexicon_embedding")
+            pooled = LexiconEmbedding(
+                len(self.lexicon_words_), self.lexicon_dim, self.lexicon_max_length, self.lexicon_pooling, name="lexicon_embedding"
+            )
             parts.append(pooled(inputs["lexicon_ids"]))
         x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="token_features")(parts)
         if self.input_dropout:
@@ -829,7 +918,12 @@ class RNNTagger(RecurrentModel):
         if initial_weights is not None:
             input_layer.set_weights([initial_weights])
         for name, (n_rows, dim, rows) in self._pretrained_weights.items():
-            model.get_layer(name).set_weights([initial_matrix(n_rows, dim, rows, seed=seed or 0)])
+            layer = model.get_layer(name)
+            getattr(layer, "embedding", layer).set_weights([initial_matrix(n_rows, dim, rows, seed=seed or 0)])
+        if self.uses_lexicon_words and self.lexicon_pooling == "frequency":
+            if self._lexicon_word_weights is None:
+                raise RuntimeError("lexicon_pooling 'frequency' needs the word weights of fit_features; call it before build")
+            model.get_layer("lexicon_embedding").set_word_weights(self._lexicon_word_weights)
         self.model_ = model
         return self
 

@@ -3,8 +3,8 @@ import pytest
 
 from pipeline import Pipeline
 from pipeline.errors import ConfigError
-from stages.taggers import (LEXICON_CLASSES, LexiconEmbedding, RNNTagger, lexicon_matrix, lexicon_slots, lexicon_word_ids,
-                            pos_class, read_word_list)
+from stages.taggers import (LEXICON_CLASSES, LexiconEmbedding, RNNTagger, lexicon_matrix, lexicon_slots, lexicon_word_counts,
+                            lexicon_word_ids, pos_class, read_word_list)
 
 from test_tagging import ZH_SPANS, ZH_TEXTS, tagging_config
 
@@ -161,6 +161,55 @@ def test_lexicon_embedding_averages_the_word_vectors_of_each_position():
     out = np.asarray(layer(np.array([[[2, 3, 0, 4, 0], [0, 0, 0, 0, 0]]])))
     assert out[0, 0].tolist() == [*((table[2] + table[3]) / 2), 0.0, 0.0, *table[4]]
     assert not out[0, 1].any()
+
+
+def test_frequency_pooling_weighs_words_and_normalises_over_all_positions():
+    layer = LexiconEmbedding(5, 2, 3, pooling="frequency")
+    layer.build(None)
+    table = np.arange(10, dtype="float32").reshape(5, 2)
+    layer.embedding.set_weights([table])
+    layer.set_word_weights([0.0, 1.0, 2.0, 1.0, 5.0])
+    # slots: B2 B3 M3 E2 E3; the token begins words 2 and 3 and ends word 4: Z = 2 + 1 + 5 = 8
+    out = np.asarray(layer(np.array([[[2, 3, 0, 4, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]]])))
+    np.testing.assert_allclose(out[0, 0], [*(3 * (2 * table[2] + table[3]) / 8), 0.0, 0.0, *(3 * 5 * table[4] / 8)], rtol=1e-6)
+    assert not out[0, 1].any()  # no words: zeros, not NaN
+    np.testing.assert_allclose(out[0, 2], [*(3 * table[1]), 0, 0, 0, 0], rtol=1e-6)  # one word: 3 x its vector
+    with pytest.raises(ValueError, match="5 values"):
+        layer.set_word_weights([1.0, 2.0])
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        LexiconEmbedding(5, 2, 3, pooling="max")
+
+
+def test_lexicon_word_counts_skip_words_inside_longer_matches():
+    lexicon = {"南京", "南京市", "市长", "长江", "长江大桥", "大桥", "江桥"}
+    # 南京 lies inside 南京市, 长江 and 大桥 inside 长江大桥; 市长 overlaps 南京市 but is not inside it.
+    assert lexicon_word_counts([list("南京市长江大桥"), list("南京大桥")], lexicon, 4) == {
+        "南京市": 1, "市长": 1, "长江大桥": 1, "南京": 1, "大桥": 1}
+    assert lexicon_word_counts([list("南京市长江大桥")], lexicon, 3) == {"南京市": 1, "市长": 1, "长江": 1, "大桥": 1}
+
+
+def test_frequency_pooling_weights_come_from_training_counts_and_survive_save(tmp_path):
+    cfg = lexicon_config(tmp_path, lexicon_dim=3, lexicon_pooling="frequency")
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=1)
+    model = p.stage("model")
+    layer = model.model_.get_layer("lexicon_embedding")
+    weights = dict(zip(model.lexicon_words_, np.asarray(layer.word_weight).tolist()))
+    # 1 + matches not inside a longer word: 工作 is matched 6 times, 3 of them inside 上海工作.
+    assert weights == {"<pad>": 1.0, "<unk>": 1.0, "北京": 7.0, "工作": 4.0, "张伟": 7.0, "上海工作": 4.0}
+    assert layer.trainable_weights == [layer.embedding.embeddings]  # the weights are not trained
+    p.save(str(tmp_path / "saved"))
+    loaded = Pipeline.load(str(tmp_path / "saved"))
+    assert loaded.stage("model").get_config()["lexicon_pooling"] == "frequency"
+    np.testing.assert_array_equal(np.asarray(loaded.stage("model").model_.get_layer("lexicon_embedding").word_weight),
+                                  np.asarray(layer.word_weight))
+    assert loaded.predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
+
+
+def test_frequency_pooling_needs_lexicon_word_vectors(tmp_path):
+    with pytest.raises(ConfigError, match="lexicon_pooling"):
+        Pipeline.from_config(lexicon_config(tmp_path, lexicon_pooling="frequency"))
+    with pytest.raises(ConfigError, match="lexicon_pooling"):
+        Pipeline.from_config(lexicon_config(tmp_path, lexicon_dim=3, lexicon_pooling="sum"))
 
 
 def test_lexicon_word_vectors_are_learned_for_words_seen_in_training(tmp_path):
