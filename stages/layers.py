@@ -223,3 +223,42 @@ class NgramBag(keras.layers.Layer):
             "buckets": self.buckets,
             "scale": self.scale,
         }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TokenDropout(keras.layers.Layer):
+    """Word dropout: while training, each token id (not padding, not ``<unk>``) becomes the
+    ``<unk>`` id with probability ``rate``; at prediction time ids pass unchanged.
+
+    The network then learns to answer from the rest of the text when a word is missing, as
+    it must for the words unseen in training (Iyyer et al. 2015 drop words; Lample et al. 2016
+    replace singletons by ``<unk>``). The padding mask is unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> ids = np.array([[5, 6, 7, 0]])
+        >>> np.asarray(TokenDropout(0.5)(ids)).tolist()  # not training: unchanged
+        [[5, 6, 7, 0]]
+        >>> np.asarray(TokenDropout(1.0)(ids, training=True)).tolist()
+        [[1, 1, 1, 0]]
+    """
+
+    def __init__(self, rate: float, unk_id: int = 1, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"TokenDropout rate must be in [0, 1]; got {rate}")
+        self.rate, self.unk_id, self.seed = float(rate), int(unk_id), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=None):
+        if not training or self.rate == 0.0:
+            return ids
+        drop = ops.less(keras.random.uniform(ops.shape(ids), seed=self.seed_generator), self.rate)
+        drop = ops.logical_and(drop, ops.greater(ids, self.unk_id))  # keep <pad> (and <unk>)
+        return ops.where(drop, ops.cast(self.unk_id, ids.dtype), ids)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "unk_id": self.unk_id, "seed": self.seed}

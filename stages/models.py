@@ -11,7 +11,7 @@ from pipeline.errors import ConfigError
 from pipeline.registry import register
 
 from .base import Stage, check_bool, check_choice, check_float, check_int
-from .layers import AttentionPooling, MaskedPooling, NgramBag
+from .layers import AttentionPooling, MaskedPooling, NgramBag, TokenDropout
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad", "nadam")
@@ -207,6 +207,8 @@ class RNNClassifier(RecurrentModel):
         dropout: dropout on each recurrent layer's inputs and before the head.
         recurrent_dropout: dropout on the recurrent state (note: > 0 disables cuDNN kernels).
         input_dropout: spatial dropout on the token vectors (drops whole embedding channels).
+        token_dropout: word dropout: in training, each token becomes ``<unk>`` with this
+            probability (``TokenDropout``), so the network learns to do without any one word.
         pooling: how the sequence becomes one vector: ``last`` (final state), ``max`` or ``mean``
             over the non-padding steps, ``mean_max`` (both, concatenated), or ``attention`` (a
             weighted mean whose weights a learned scorer gives each step, as in self-attentive
@@ -256,6 +258,7 @@ class RNNClassifier(RecurrentModel):
         dropout: float = 0.2,
         recurrent_dropout: float = 0.0,
         input_dropout: float = 0.0,
+        token_dropout: float = 0.0,
         pooling: str = "max",
         dense_units: list[int] = (),
         recurrent_initializer: str = "orthogonal",
@@ -276,6 +279,7 @@ class RNNClassifier(RecurrentModel):
     def _validate(self):
         self._validate_common()
         check_int("ensemble", self.ensemble, minimum=1)
+        check_float("token_dropout", self.token_dropout, 0.0, 1.0)
         check_int("ngrams", self.ngrams, minimum=0, maximum=5)
         check_int("ngram_buckets", self.ngram_buckets, minimum=2, maximum=1 << 24)
         check_float("ngram_scale", self.ngram_scale, 0.0, open_min=True)
@@ -297,7 +301,7 @@ class RNNClassifier(RecurrentModel):
                 network ``member_<index + 1>``); ``combine`` then joins the trained members.
         """
         ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        x = input_layer(ids)
+        x = input_layer(TokenDropout(self.token_dropout, name="token_dropout")(ids) if self.token_dropout else ids)
         if self.input_dropout:
             x = keras.layers.SpatialDropout1D(self.input_dropout, name="input_dropout")(x)
         for i in range(self.layers):

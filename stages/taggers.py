@@ -39,6 +39,7 @@ from pipeline.tag_schemes import SCHEMES, OUTSIDE, convert, scheme_tags, spans_t
 
 from .base import Stage, check_bool, check_choice, check_float, check_int, check_str
 from .crf import CRF, PACKAGE, CRFTaggerModel
+from .layers import TokenDropout
 from .models import RecurrentModel
 from .vectorizers import initial_matrix, read_vectors
 
@@ -441,6 +442,9 @@ class RNNTagger(RecurrentModel):
         dropout: dropout on each recurrent layer's inputs and on the tag scorer's input.
         recurrent_dropout: dropout on the recurrent state.
         input_dropout: dropout on the token vectors (features included).
+        token_dropout: word dropout: in training, each token id becomes ``<unk>`` with this
+            probability (``TokenDropout``; the features stay), as Lample et al. (2016) replace
+            rare words, so the tagger learns to tag from context and features alone.
         output: ``softmax`` (independent tags) or ``crf`` (a linear-chain CRF).
         crf_constraints: with ``crf``, forbid transitions the tag scheme does not allow
             (``O`` -> ``I-PER`` in BIO), in training and in decoding.
@@ -524,6 +528,7 @@ class RNNTagger(RecurrentModel):
         dropout: float = 0.5,
         recurrent_dropout: float = 0.0,
         input_dropout: float = 0.0,
+        token_dropout: float = 0.0,
         output: str = "crf",
         crf_constraints: bool = True,
         char_features: str = "none",
@@ -583,6 +588,7 @@ class RNNTagger(RecurrentModel):
         if self.char_max_length < 2:
             raise ConfigError("char_max_length", "must be an integer >= 2", self.char_max_length)
         check_float("learning_rate_decay", self.learning_rate_decay, 0.0)
+        check_float("token_dropout", self.token_dropout, 0.0, 1.0)
         check_int("ensemble", self.ensemble, minimum=1)
         check_bool("case_features", self.case_features)
         check_bool("bigram_features", self.bigram_features)
@@ -862,7 +868,8 @@ class RNNTagger(RecurrentModel):
                 vector) of the ``bigram_pretrained`` / ``lexicon_pretrained`` start matrices.
         """
         inputs = {"token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids")}
-        parts = [input_layer(inputs["token_ids"])]
+        ids = inputs["token_ids"]
+        parts = [input_layer(TokenDropout(self.token_dropout, name="token_dropout")(ids) if self.token_dropout else ids)]
         if self.char_features != "none":
             inputs["char_ids"] = keras.Input(shape=(None, None), dtype="int32", name="char_ids")
             encoder = CharEncoder(len(self.chars_), self.char_dim, self.char_features, self.char_units, self.char_kernel, name="char_encoder")

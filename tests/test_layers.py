@@ -1,6 +1,8 @@
 import numpy as np
 
-from stages.layers import AttentionPooling, MaskedPooling, NgramBag, OneHot, hash_pair
+import pytest
+
+from stages.layers import AttentionPooling, MaskedPooling, NgramBag, OneHot, TokenDropout, hash_pair
 
 
 def test_onehot_layer_masks_padding():
@@ -114,3 +116,17 @@ def test_hash_pair_stays_in_range_without_int32_overflow():
     # the same value as exact Python integers
     expected = [((a % 65521) * 7919 + (b % 65521) * 31 + 3) % ((1 << 24) - 1) + 1 for a, b in zip(big.tolist(), big[::-1].tolist())]
     assert h.tolist() == expected
+
+
+def test_token_dropout_replaces_words_by_unk_only_in_training():
+    ids = np.tile(np.array([[5, 6, 1, 7, 0, 0]]), (2000, 1))
+    layer = TokenDropout(0.25, seed=3)
+    assert np.asarray(layer(ids)).tolist() == ids.tolist()  # prediction: unchanged
+    out = np.asarray(layer(ids, training=True))
+    words = out[:, [0, 1, 3]]
+    assert set(np.unique(words)) <= {1, 5, 6, 7}
+    assert 0.22 < (words == 1).mean() < 0.28  # about the rate
+    assert (out[:, 2] == 1).all() and (out[:, 4:] == 0).all()  # <unk> stays, padding stays padding
+    assert (np.asarray(TokenDropout(1.0)(ids[:1], training=True)) == [[1, 1, 1, 1, 0, 0]]).all()
+    with pytest.raises(ValueError, match="rate"):
+        TokenDropout(1.5)

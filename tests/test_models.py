@@ -64,6 +64,18 @@ def test_classifier_save_and_load_round_trip(tmp_path, pooling):
     np.testing.assert_allclose(loaded.transform(x), m.transform(x), rtol=1e-6)
 
 
+def test_classifier_token_dropout_acts_in_training_only_and_survives_save(tmp_path):
+    m = _build(token_dropout=0.5)
+    assert m.model_.get_layer("token_dropout").rate == 0.5
+    x = np.array([[2, 3, 4, 0, 0]])
+    np.testing.assert_allclose(m.transform(x), m.transform(x))  # no dropout when predicting
+    m.save_assets(str(tmp_path))
+    loaded = RNNClassifier(units=4, token_dropout=0.5)
+    loaded.load_assets(str(tmp_path))
+    np.testing.assert_allclose(loaded.transform(x), m.transform(x), rtol=1e-6)
+    assert "token_dropout" not in [layer.name for layer in _build().model_.layers]
+
+
 def test_classifier_load_refuses_lambda_layers(tmp_path):
     inp = keras.Input(shape=(3,))
     out = keras.layers.Lambda(lambda x: x * 2)(inp)

@@ -454,3 +454,12 @@ def test_tagging_batches_pad_to_rounded_lengths_and_widen_the_first_only_for_ten
     assert (x0["token_ids"].shape, x1["token_ids"].shape) == ((2, step + widen), (2, step))
     assert x0["token_ids"][1, :6].tolist() == [1, 2, 3, 4, 5, 0] and w0.sum(axis=1).tolist() == [3, 5]
     assert y0.shape == w0.shape == x0["token_ids"].shape
+
+
+def test_tagger_token_dropout_trains_and_reloads(tmp_path):
+    p = Pipeline.from_config(tagging_config(token_dropout=0.3))
+    p.fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=2)
+    model = p.stage("model").model_
+    assert model.get_layer("token_dropout").rate == 0.3
+    p.save(str(tmp_path / "saved"))
+    assert Pipeline.load(str(tmp_path / "saved")).predict(EN_TOKENS) == p.predict(EN_TOKENS)
