@@ -396,10 +396,8 @@ class LexiconEmbedding(keras.layers.Layer):
         return (input_shape[0], input_shape[1], 3 * self.dim)
 
     def get_config(self):
-        config = {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "max_length": self.max_length}
-        if self.pooling != "mean":  # models saved before the option load unchanged
-            config["pooling"] = self.pooling
-        return config
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "max_length": self.max_length,
+                "pooling": self.pooling}
 
 
 def _feature_vocab(counts: Counter, min_freq: int, reserved=(), extra=()) -> list[str]:
