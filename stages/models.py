@@ -208,7 +208,8 @@ class RNNClassifier(RecurrentModel):
         recurrent_dropout: dropout on the recurrent state (note: > 0 disables cuDNN kernels).
         input_dropout: spatial dropout on the token vectors (drops whole embedding channels).
         token_dropout: word dropout: in training, each token becomes ``<unk>`` with this
-            probability (``TokenDropout``), so the network learns to do without any one word.
+            probability (``TokenDropout``), so the network learns to do without any one word
+            (the ``ngrams`` bag still sees every word).
         pooling: how the sequence becomes one vector: ``last`` (final state), ``max`` or ``mean``
             over the non-padding steps, ``mean_max`` (both, concatenated), or ``attention`` (a
             weighted mean whose weights a learned scorer gives each step, as in self-attentive
