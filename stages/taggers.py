@@ -154,16 +154,18 @@ def lexicon_word_ids(tokens, index, max_length: int) -> np.ndarray:
     return out
 
 
-def lexicon_word_counts(sentences, lexicon, max_length: int) -> Counter:
-    """How often each lexicon word is matched in ``sentences`` (token lists) where no longer
-    matched word covers it (SoftLexicon's counting: a word inside a longer match does not
-    count, so short words do not outweigh the long ones that contain them).
+def lexicon_word_counts(sentences, lexicon, max_length: int) -> tuple[Counter, Counter]:
+    """How often each lexicon word of 2 to ``max_length`` tokens is matched in ``sentences``
+    (token lists), in one pass: every match, and only the matches that no longer matched word
+    covers (SoftLexicon's counting: a word inside a longer match does not count there, so short
+    words do not outweigh the long ones that contain them).
 
     Example:
-        >>> sorted(lexicon_word_counts([list("南京市长"), list("南京")], {"南京", "南京市", "市长"}, 3).items())
-        [('南京', 1), ('南京市', 1), ('市长', 1)]
+        >>> every, outer = lexicon_word_counts([list("南京市长"), list("南京")], {"南京", "南京市", "市长"}, 3)
+        >>> sorted(every.items()), sorted(outer.items())
+        ([('南京', 2), ('南京市', 1), ('市长', 1)], [('南京', 1), ('南京市', 1), ('市长', 1)])
     """
-    counts = Counter()
+    every, outer = Counter(), Counter()
     for tokens in sentences:
         n = len(tokens)
         spans = []
@@ -176,15 +178,15 @@ def lexicon_word_counts(sentences, lexicon, max_length: int) -> Counter:
         longest = {}  # start -> the end of the longest match starting there
         for i, j, _ in spans:
             longest[i] = max(longest.get(i, 0), j)
-        reach, starts = 0, sorted(longest)  # reach: the furthest end of a match starting before i
-        reach_before = {}
-        for i in starts:
+        reach, reach_before = 0, {}  # the furthest end of a match starting before i
+        for i in sorted(longest):
             reach_before[i] = reach
             reach = max(reach, longest[i])
         for i, j, word in spans:
+            every[word] += 1
             if reach_before[i] < j and longest[i] == j:
-                counts[word] += 1
-    return counts
+                outer[word] += 1
+    return every, outer
 
 
 def jieba_dictionary_path() -> str:
@@ -681,13 +683,7 @@ class RNNTagger(RecurrentModel):
             self._set_lexicon(lexicon, [pos_class(words[w]) for w in lexicon] if self.lexicon_pos else None)
             log.info("Lexicon features: %d words of 2 to %d characters", len(self.lexicon_), self.lexicon_max_length)
             if self.uses_lexicon_words:
-                counts = Counter()
-                every = {w: 1 for w in self.lexicon_}
-                for sentence in sentences:
-                    ids = lexicon_word_ids(list(sentence), every, self.lexicon_max_length)
-                    tokens = list(sentence)
-                    for i, n in zip(*np.nonzero(ids[:, : self.lexicon_max_length - 1])):
-                        counts["".join(tokens[i : i + n + 2])] += 1
+                counts, outer = lexicon_word_counts([list(s) for s in sentences], self._lexicon, self.lexicon_max_length)
                 vectors = self._read_pretrained("lexicon_pretrained", "lexicon_dim", self._lexicon)
                 # Every lexicon word with a pretrained vector gets its own row, seen in training or not.
                 self._set_lexicon_words(_feature_vocab(counts, self.lexicon_word_min_freq, reserved=self._class_tokens(), extra=vectors))
@@ -697,9 +693,8 @@ class RNNTagger(RecurrentModel):
                 if self.lexicon_pooling == "frequency":
                     weights = np.ones(len(self.lexicon_words_), dtype="float32")
                     own = 2 + len(self._class_tokens())  # <pad>, <unk> and the classes weigh 1
-                    found = lexicon_word_counts([list(s) for s in sentences], self._lexicon, self.lexicon_max_length)
                     for i, word in enumerate(self.lexicon_words_[own:], start=own):
-                        weights[i] += found.get(word, 0)
+                        weights[i] += outer.get(word, 0)
                     self._lexicon_word_weights = weights
                 seen = sum(1 for c in counts.values() if c >= self.lexicon_word_min_freq)
                 own = len(self.lexicon_words_) - 2 - len(self._class_tokens())
