@@ -67,27 +67,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def apply_overrides(config: dict, overrides) -> dict:
-    """Set ``a.b.c=value`` options in a parsed config (values parsed as YAML)."""
-    import yaml
-
-    for item in overrides:
-        if "=" not in item:
-            raise SystemExit(f"--set expects PATH=VALUE, e.g. stages.model.units=64. Received: {item!r}")
-        path, value = item.split("=", 1)
-        keys = path.strip().split(".")
-        node = config
-        for key in keys[:-1]:
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                raise SystemExit(f"--set {path}: {key} is not a section of the config")
-            node = child
-        node[keys[-1]] = yaml.safe_load(value)
-    return config
-
-
 def machine_info() -> dict:
     info = {
         "platform": platform.platform(),
@@ -146,7 +125,7 @@ def _timed_model_fit(model_stage, epoch_times: list):
 
 def run(args) -> dict:
     from pipeline import Pipeline
-    from pipeline.config import load_yaml
+    from pipeline.config import apply_overrides, load_yaml
 
     default_config, train_name, dev_name = CORPORA[args.corpus]
     config_path = args.config or os.path.join(ROOT, default_config)

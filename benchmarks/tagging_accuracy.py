@@ -54,19 +54,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def apply_overrides(config: dict, overrides) -> dict:
-    import yaml
-
-    for item in overrides:
-        path, _, value = item.partition("=")
-        keys = path.split(".")
-        node = config
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(value)
-    return config
-
-
 def jax_devices() -> dict:
     """The JAX version and devices (e.g. ``gpu:NVIDIA H100 80GB HBM3``) when Keras runs on JAX."""
     import keras
@@ -86,7 +73,7 @@ def main(argv=None) -> int:
     import keras
 
     from pipeline import Pipeline
-    from pipeline.config import load_yaml
+    from pipeline.config import apply_overrides, load_yaml
 
     config_path, train_name, dev_name, target = CORPORA[args.corpus]
     config = apply_overrides(load_yaml(os.path.join(ROOT, args.config or config_path)), args.set)

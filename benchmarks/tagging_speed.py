@@ -29,7 +29,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tagging_accuracy import CORPORA, apply_overrides  # noqa: E402
+from tagging_accuracy import CORPORA  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     import keras
 
     from pipeline import Pipeline
-    from pipeline.config import load_yaml
+    from pipeline.config import apply_overrides, load_yaml
 
     config_path, train_name, _, _ = CORPORA[args.corpus]
     pipelines = {}

@@ -48,7 +48,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from . import readers
-from .errors import ConfigError, DataError
+from .errors import BatchError, ConfigError, DataError
 from .progress import Progress
 
 log = logging.getLogger("ktp")
@@ -76,11 +76,6 @@ MANIFEST_VERSION = 1
 LENGTH_STEP = 8
 #: Chunks handed to the tokenizer pool ahead of the one the model is working on.
 PREFETCH = 2
-
-
-class BatchError(Exception):
-    """The batch job cannot start or go on (bad arguments, an output that exists, a manifest
-    that does not match); the message says what to do."""
 
 
 # --------------------------------------------------------------------------------------------

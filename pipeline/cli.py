@@ -35,10 +35,16 @@ def _keras_verbose(quiet: bool):
     return 1 if sys.stdout.isatty() else 2
 
 
-def cmd_train(args) -> int:
+def _config_with_overrides(args):
+    """The pipeline of ``args.config`` with every ``--set PATH=VALUE`` applied, validated like the file."""
     from . import Pipeline
+    from .config import apply_overrides, load_yaml
 
-    pipeline = Pipeline.from_yaml(args.config)
+    return Pipeline.from_config(apply_overrides(load_yaml(args.config), args.set))
+
+
+def cmd_train(args) -> int:
+    pipeline = _config_with_overrides(args)
     train = _resolve(args.train or pipeline.data.get("train"), args.config)
     dev = _resolve(args.dev or pipeline.data.get("dev"), args.config)
     if not train:
@@ -185,9 +191,7 @@ def cmd_coverage(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from . import Pipeline
-
-    pipeline = Pipeline.from_yaml(args.config)
+    pipeline = _config_with_overrides(args)
     print(f"{args.config}: valid {pipeline.task} pipeline: {pipeline!r}")
     return 0
 
@@ -196,6 +200,12 @@ def _add_format_options(p):
     p.add_argument("--format", help="override the saved data.format (e.g. tsv, csv, jsonl, fasttext, text)")
     p.add_argument("--text-column", help="override data.text_column (a name or a 0-based number)")
     p.add_argument("--label-column", help="override data.label_column (a name or a 0-based number)")
+
+
+def _add_set_option(p):
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="override any config option, e.g. --set stages.model.units=128 --set data.scheme=bio "
+                   "(VALUE is read as YAML; validated like the file); repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override training.epochs")
     p.add_argument("--batch-size", type=int, help="override training.batch_size")
     p.add_argument("--seed", type=int, help="override training.seed")
+    _add_set_option(p)
     p.add_argument("--export", action="store_true", help="also export a SavedModel to OUTPUT/saved_model")
     p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_train)
@@ -271,8 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_coverage)
 
-    p = sub.add_parser("validate", help="check a YAML config without training")
-    p.add_argument("config")
+    p = sub.add_parser("validate", help="check a YAML config without training",
+                       description="Check a YAML config (with any --set overrides) without training: every option is validated "
+                       "as `ktp train` would, and the pipeline's chain of stages is printed.")
+    p.add_argument("config", help="pipeline YAML file")
+    _add_set_option(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_validate)
 
@@ -292,11 +306,13 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
-    from .errors import ConfigError, DataError, NotFittedError
+    from .errors import KtpError
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError, NotFittedError, FileNotFoundError, FileExistsError) as err:
+    except (KtpError, FileNotFoundError, FileExistsError) as err:
+        # Every error the project raises on purpose (config, data, fitting, export, batch):
+        # one line, no traceback.
         return _fail(str(err))
     except KeyboardInterrupt:
         return _fail("interrupted")

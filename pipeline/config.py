@@ -91,6 +91,35 @@ def validate_section(section: str, values, extra: dict | None = None) -> dict:
     return out
 
 
+def apply_overrides(config: dict, overrides) -> dict:
+    """Set ``a.b.c=VALUE`` options (VALUE read as YAML) in a parsed config, in place, and
+    return it; ``Pipeline.from_config`` then validates the result like any config file.
+
+    Example:
+        >>> apply_overrides({"stages": {"model": {}}}, ["stages.model.units=64", "training.seed=1"])
+        {'stages': {'model': {'units': 64}}, 'training': {'seed': 1}}
+    """
+    for item in overrides:
+        path, sep, value = str(item).partition("=")
+        keys = [k.strip() for k in path.split(".")]
+        if not sep or not all(keys):
+            raise ConfigError("", "--set expects PATH=VALUE, e.g. stages.model.units=64", item)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(path, f"has a value that is not valid YAML ({getattr(err, 'problem', err)})", value) from None
+        node = config
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(keys[: i + 1]), "is not a section of the config, so --set cannot go inside it", child)
+            node = child
+        node[keys[-1]] = parsed
+    return config
+
+
 def load_yaml(path: str) -> dict:
     """Read a YAML config with ``safe_load``; syntax errors become ConfigError naming the line."""
     try:

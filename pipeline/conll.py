@@ -27,7 +27,7 @@ from stages.base import check_choice, check_str
 
 from .errors import ConfigError, DataError
 from .readers import Corpus, open_text_lines
-from .tag_schemes import SCHEMES, parse_tag
+from stages.tag_schemes import SCHEMES, parse_tag
 
 DOCSTART = "-DOCSTART-"
 FORMATS = ("conll", "char", "jsonl")

@@ -338,10 +338,11 @@ class Pipeline:
         """Hook for task families to restore derived state after assets are read."""
 
     def export(self, directory: str, **kwargs) -> dict:
-        """Export a TensorFlow SavedModel (needs TensorFlow); see ``pipeline.export``."""
-        from .export import export_saved_model
+        """Export a TensorFlow SavedModel that takes raw text (needs TensorFlow); the task's
+        exporter writes it and checks it against this pipeline. See ``pipeline.export``."""
+        from .export import export_pipeline
 
-        return export_saved_model(self, directory, **kwargs)
+        return export_pipeline(self, directory, **kwargs)
 
 
 def as_texts(texts) -> list[str]:

@@ -337,7 +337,7 @@ class TranslationPipeline(Pipeline):
             src_voc.fit(src_tokens)
             tgt_voc.fit(tgt_tokens)
         log.info("Vocabularies: source %d, target %d tokens", len(src_voc), len(tgt_voc))
-        from pipeline.beam_search import check_search_options
+        from stages.beam_search import check_search_options
 
         d = self.decoder
         check_search_options(d.beam_width, d.max_length, d.length_penalty, len(tgt_voc), path=f"stages.{self._name_of(d)}")
@@ -393,8 +393,10 @@ class TranslationPipeline(Pipeline):
         self._searches = {}
 
     # -- decoding ---------------------------------------------------------------------------
-    def _search(self, beam_width, max_length, length_penalty, attention=False, n_best=1):
-        from pipeline.beam_search import check_search_options
+    def search_model(self, beam_width, max_length, length_penalty, attention=False, n_best=1):
+        """The Keras search model (greedy with ``beam_width`` 1, else beam search) that maps
+        padded source ids to target ids and scores; built once per setting and cached."""
+        from stages.beam_search import check_search_options
 
         vocab = self.side("vocabulary", "target")
         check_search_options(beam_width, max_length, length_penalty, len(vocab), path=f"stages.{self._name_of(self.decoder)}")
@@ -421,7 +423,7 @@ class TranslationPipeline(Pipeline):
         beam = d.beam_width if beam is None else beam
         max_length = d.max_length if max_length is None else max_length
         alpha = d.length_penalty if length_penalty is None else length_penalty
-        search = self._search(beam, max_length, alpha, attention, n_best)
+        search = self.search_model(beam, max_length, alpha, attention, n_best)
         batch_size = batch_size or self.training["predict_batch_size"]
         n = len(source_ids)
         tokens = np.zeros((n, beam, max_length), dtype=np.int32)
@@ -548,13 +550,6 @@ class TranslationPipeline(Pipeline):
         }
 
     # -- export -----------------------------------------------------------------------------
-    def export(self, directory: str, **kwargs) -> dict:
-        """Export a TensorFlow SavedModel that maps source token ids to target token ids; see
-        ``pipeline.seq2seq_export``."""
-        from .seq2seq_export import export_translation
-
-        return export_translation(self, directory, **kwargs)
-
 
 # -- attention pictures ---------------------------------------------------------------------------
 _CJK_FAMILIES = (
@@ -857,12 +852,13 @@ class LanguageModelPipeline(Pipeline):
             "tokens": tokens,
         }
 
-    def predict_tokens(self, tokens, batch_size=None) -> list[dict]:
-        """Continue each prompt, given as tokens (from ``tokenize``), with the decoder's
-        settings: one dict per prompt with ``prompt``, ``generated`` and ``tokens``."""
+    def predict_tokens(self, tokens, batch_size=None, max_tokens=None, temperature=None, top_k=None, seed=None) -> list[dict]:
+        """Continue each prompt, given as tokens (from ``tokenize``): one dict per prompt with
+        ``prompt``, ``generated`` and ``tokens``. ``max_tokens``, ``temperature``, ``top_k``
+        and ``seed`` override the decoder's settings (``temperature=0`` is greedy)."""
         self.check_fitted()
-        return [self._generate(t) for t in tokens]
+        return [self._generate(t, max_tokens, temperature, top_k, seed) for t in tokens]
 
-    def predict(self, texts, batch_size=None) -> list[dict]:
-        """Continue each prompt in ``texts`` with the decoder's settings (see ``predict_tokens``)."""
-        return self.predict_tokens(self.tokenize(texts), batch_size)
+    def predict(self, texts, batch_size=None, max_tokens=None, temperature=None, top_k=None, seed=None) -> list[dict]:
+        """Continue each prompt in ``texts`` (see ``predict_tokens``)."""
+        return self.predict_tokens(self.tokenize(texts), batch_size, max_tokens, temperature, top_k, seed)

@@ -48,7 +48,7 @@ from stages.base import check_choice
 from .conll import TAGGING_DATA, check_spans, read_tagged
 from .core import Pipeline, register_task, set_seed
 from .errors import ConfigError, DataError
-from .tag_schemes import OUTSIDE, Span, allowed_transitions, convert, parse_tag, spans_to_tags, tags_to_spans
+from stages.tag_schemes import OUTSIDE, Span, allowed_transitions, convert, parse_tag, spans_to_tags, tags_to_spans
 from .tagging_metrics import entity_report
 
 log = logging.getLogger("ktp")
@@ -83,10 +83,10 @@ class TokenizedText(list):
 def tokenize_with_offsets(tokenizer, text: str) -> TokenizedText:
     """Split ``text`` with a tokenizer stage and find each token's character offsets.
 
-    Normalisation (NFKC, lowercasing) is applied character by character so every normalised
-    character maps back to the raw character it came from; the tokenizer then splits the
-    normalised text. A token the tokenizer rewrote (e.g. nltk's quotes) is placed on the next
-    characters of its length.
+    Normalisation (NFKC, lowercasing) is defined character by character, so every normalised
+    character maps back to the raw character it came from; the tokenizer splits the
+    normalised text and says where each token lies in it (``Tokenizer.split_spans``), which
+    maps back to the raw text. Linear in the length of the text.
 
     Example:
         >>> from stages.tokenizers import CharTokenizer
@@ -100,22 +100,13 @@ def tokenize_with_offsets(tokenizer, text: str) -> TokenizedText:
         chars.append(normal)
         origin.extend([i] * len(normal))
     norm = "".join(chars)
-    tokens = [t for t in tokenizer._split(norm) if t]
-    spans, pos = [], 0
-    for tok in tokens:
-        j = norm.find(tok, pos)
-        if j < 0:
-            j = pos
-            while j < len(norm) and norm[j].isspace():
-                j += 1
-            k = min(j + len(tok), len(norm))
-        else:
-            k = j + len(tok)
+    tokens, spans = [], []
+    for tok, j, k in tokenizer.split_spans(norm):
+        tokens.append(tok)
         if j >= len(norm):  # nothing left to point at
             spans.append((len(text), len(text)))
-            continue
-        spans.append((origin[j], origin[max(k - 1, j)] + 1))
-        pos = k
+        else:
+            spans.append((origin[j], origin[max(k - 1, j)] + 1))
     return TokenizedText(tokens, text, spans)
 
 
@@ -581,11 +572,14 @@ class TaggingPipeline(Pipeline):
         """Tag raw strings (or token lists); see ``predict_tokens`` for the answer layout."""
         return self.predict_tokens(self.tokenize(texts), batch_size)
 
-    def export(self, directory: str, **kwargs) -> dict:
-        """Export a TensorFlow SavedModel with decoding in the graph; see ``pipeline.tagging_export``."""
-        from .tagging_export import export_tagging
-
-        return export_tagging(self, directory, **kwargs)
+    def tag_sequences(self, texts, batch_size: int | None = None) -> list[list[str]]:
+        """The predicted tag of every token of every text (raw strings, token lists or
+        ``tokenize`` results), in ``data.scheme`` (also when the decoder leaves tags out of
+        its answers)."""
+        sentences = self.tokenize(texts)
+        decoder = self.stage("decoder")
+        runs = self._run(sentences, batch_size) if sentences else []
+        return [convert(decoder.tags_of(r["tag_ids"]), decoder.scheme, self.data["scheme"]) for r in runs]
 
     @property
     def labels(self) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .tag_schemes import tags_to_spans
+from stages.tag_schemes import tags_to_spans
 
 
 def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:

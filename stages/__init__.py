@@ -3,7 +3,7 @@
 Importing this package registers every built-in stage under its YAML ``type`` name.
 """
 
-from pipeline.backend import ensure_backend
+from .backend import ensure_backend
 
 ensure_backend()
 

@@ -12,7 +12,7 @@ import inspect
 import math
 import os
 
-from pipeline.errors import ConfigError, NotFittedError, unknown_key_error
+from .errors import ConfigError, NotFittedError, unknown_key_error
 
 
 class Stage:

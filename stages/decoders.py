@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from pipeline.errors import DataError
-from pipeline.registry import register
+from .errors import DataError
+from .registry import register
 
 from .base import Stage, check_bool, check_float, check_int
 

@@ -6,9 +6,9 @@ import os
 
 import keras
 
-from pipeline.errors import ConfigError
+from .errors import ConfigError
 
-from pipeline.registry import register
+from .registry import register
 
 from .base import Stage, check_bool, check_choice, check_float, check_int
 from .layers import AttentionPooling, MaskedPooling, NgramBag, TokenDropout

@@ -28,8 +28,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from pipeline.errors import ConfigError
-from pipeline.registry import register
+from .errors import ConfigError
+from .registry import register
 
 from .base import Stage, check_bool, check_choice, check_float, check_int
 from .layers import PACKAGE
@@ -589,7 +589,7 @@ class RNNSeq2Seq(_GenerativeModel):
         return context, out[2:]
 
     def step(self, tokens, state, context):
-        """One decoding step; see ``pipeline.beam_search``."""
+        """One decoding step; see ``stages.beam_search``."""
         return self._decoder_step(
             tokens,
             state,
@@ -630,7 +630,7 @@ class SearchModel(keras.Model):
         self.built = True
 
     def call(self, source_ids):
-        from pipeline.beam_search import beam_search, greedy_search
+        from .beam_search import beam_search, greedy_search
 
         source_ids = ops.cast(source_ids, "int32")
         context, state = self.stage.encode(source_ids)
@@ -821,7 +821,7 @@ class TextDecoder(Stage):
         super().__init__()
 
     def _validate(self):
-        from pipeline.beam_search import check_search_options
+        from .beam_search import check_search_options
 
         try:
             check_search_options(self.beam_width, self.max_length, self.length_penalty, path="")

@@ -33,9 +33,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from pipeline.errors import ConfigError, DataError
-from pipeline.registry import register
-from pipeline.tag_schemes import SCHEMES, OUTSIDE, convert, scheme_tags, spans_to_tags, tags_to_spans
+from .errors import ConfigError, DataError
+from .registry import register
+from .tag_schemes import SCHEMES, OUTSIDE, convert, scheme_tags, spans_to_tags, tags_to_spans
 
 from .base import Stage, check_bool, check_choice, check_float, check_int, check_str
 from .crf import CRF, PACKAGE, CRFTaggerModel
@@ -799,13 +799,18 @@ class RNNTagger(RecurrentModel):
             out["lexicon_ids"] = lexicon_word_ids(list(sentence), self._lexicon_ids, self.lexicon_max_length)
         return out
 
-    def _boundaries(self, tokens) -> np.ndarray:
+    def boundary_tokenizer(self):
+        """The jieba tokenizer of the word-boundary feature: jieba's default dictionary, loaded once."""
         if self._jieba is None:
             import jieba
 
             jieba.setLogLevel(logging.WARNING)
             self._jieba = jieba.Tokenizer()
             self._jieba.initialize()
+        return self._jieba
+
+    def _boundaries(self, tokens) -> np.ndarray:
+        self.boundary_tokenizer()
         # Each token's first character decides its position in the jieba word around it.
         starts, pos = [], 0
         for tok in tokens:
@@ -851,7 +856,7 @@ class RNNTagger(RecurrentModel):
             input_layer: the vectorizer's layer mapping token ids to vectors.
             n_tags: number of tags.
             constraints: ``(transitions, start, end)`` 0/1 arrays of the allowed CRF moves
-                (see ``pipeline.tag_schemes.allowed_transitions``), used when
+                (see ``stages.tag_schemes.allowed_transitions``), used when
                 ``crf_constraints`` is on.
             initial_weights: pretrained embedding matrix for ``input_layer``, or None.
             steps_per_epoch: training batches per epoch (for ``learning_rate_decay``).
@@ -1059,7 +1064,7 @@ class TagDecoder(Stage):
     ``{"type", "start", "end", "text", "token_start", "token_end", "score"}`` with ``start`` /
     ``end`` character offsets into the input text (end exclusive) and ``token_start`` /
     ``token_end`` token indices. Ill-formed predicted sequences are read by the conlleval rules
-    (``I-X`` after ``O`` starts an entity; see ``pipeline.tag_schemes``).
+    (``I-X`` after ``O`` starts an entity; see ``stages.tag_schemes``).
 
     Args:
         scheme: the tag scheme the model learns: ``bio``, ``iob1``, ``bioes`` or ``bmes``

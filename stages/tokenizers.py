@@ -2,7 +2,9 @@
 
 Every tokenizer shares two normalisation options applied before splitting: ``nfkc`` (Unicode
 NFKC, so full-width letters, digits and punctuation become their half-width forms) and
-``lowercase``. ``transform(texts)`` returns one list of string tokens per text.
+``lowercase``, both applied one character at a time (``stages.normalization``: the exported
+SavedModel uses the very same table). ``transform(texts)`` returns one list of string tokens
+per text.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import logging
 import os
 import re
 import shutil
-import unicodedata
 
-from pipeline.errors import ConfigError
-from pipeline.registry import register
+from .errors import ConfigError
+from .registry import register
 
 from .base import Stage, check_bool, check_choice, check_str, check_str_list
+from .normalization import normalize
+
+
+#: A run of characters that are not whitespace (``re``'s ``\\s`` is ``str.isspace``).
+_NON_SPACE_RUN = re.compile(r"\S+")
 
 
 class Tokenizer(Stage):
@@ -27,11 +33,8 @@ class Tokenizer(Stage):
     graph_compatible = False
 
     def normalize(self, text: str) -> str:
-        if self.nfkc:
-            text = unicodedata.normalize("NFKC", text)
-        if self.lowercase:
-            text = text.lower()
-        return text
+        """NFKC and / or lower-casing, character by character (``stages.normalization``)."""
+        return normalize(text, self.nfkc, self.lowercase)
 
     def tokenize(self, text: str) -> list[str]:
         """Split one text into tokens (after normalisation)."""
@@ -45,6 +48,27 @@ class Tokenizer(Stage):
     def transform(self, batch):
         """Tokenize a list of texts into a list of token lists."""
         return [self.tokenize(t) for t in batch]
+
+    def split_spans(self, text: str) -> list[tuple[str, int, int]]:
+        """Split an already normalised ``text`` into ``(token, start, end)``: each token with
+        its character offsets in ``text`` (end exclusive). The exported graph computes the same.
+
+        This default finds each token after the previous one; a token the tokenizer rewrote is
+        placed on the next characters of its length.
+        """
+        out, pos = [], 0
+        for tok in self._split(text):
+            if not tok:
+                continue
+            j = text.find(tok, pos)
+            if j < 0:
+                j = pos
+                while j < len(text) and text[j].isspace():
+                    j += 1
+            k = min(j + len(tok), len(text))
+            out.append((tok, j, k))
+            pos = k
+        return out
 
     def fingerprint(self) -> str:
         """A short hash of the settings (and user dictionaries) that decide the tokens."""
@@ -72,6 +96,9 @@ class WhitespaceTokenizer(Tokenizer):
 
     def _split(self, text):
         return text.split()
+
+    def split_spans(self, text):
+        return [(m.group(), m.start(), m.end()) for m in _NON_SPACE_RUN.finditer(text)]
 
 
 @register("tokenizer", "char")
@@ -106,6 +133,11 @@ class CharTokenizer(Tokenizer):
         if self.keep_alnum_runs:
             return self._alnum.findall(text)
         return [c for c in text if not c.isspace()]
+
+    def split_spans(self, text):
+        if self.keep_alnum_runs:
+            return [(m.group(), m.start(), m.end()) for m in self._alnum.finditer(text)]
+        return [(c, i, i + 1) for i, c in enumerate(text) if not c.isspace()]
 
 
 @register("tokenizer", "nltk")
@@ -162,11 +194,63 @@ class NLTKTokenizer(Tokenizer):
     def _split(self, text):
         return self._tokenizer().tokenize(text)
 
+    def split_spans(self, text):
+        if self.method == "tweet":
+            return super().split_spans(text)
+        tokens = self._split(text)
+        return [(t, a, b) for t, (a, b) in zip(tokens, nltk_token_spans(self.method, text, tokens, self.pattern))]
+
     def __getstate__(self):
         # Worker processes rebuild the nltk object lazily.
         state = dict(self.__dict__)
         state["_impl"] = None
         return state
+
+
+#: The flags nltk's ``RegexpTokenizer`` compiles its pattern with (``regex`` engine).
+NLTK_REGEXP_FLAGS = re.UNICODE | re.MULTILINE | re.DOTALL
+#: ``WordPunctTokenizer``'s pattern.
+WORDPUNCT_PATTERN = r"\w+|[^\w\s]+"
+
+
+def nltk_token_spans(method: str, text: str, tokens: list, pattern: str | None = None) -> list[tuple[int, int]]:
+    """Character ``(start, end)`` of each nltk token of ``text`` (end exclusive), in linear time;
+    the exported graph (``pipeline.export.nltk_graph``) computes the same.
+
+    - ``wordpunct`` / ``regexp``: the span of each whole match (as nltk's ``span_tokenize``,
+      also when the token is a capturing group).
+    - ``word`` / ``treebank``: their rules never drop or reorder a non-space character and only
+      rewrite ``"`` into a two-character quote token (`````` ``` or ``''``). So the tokens walk
+      the text's non-space characters in order, each covering ``len(token)`` of them, one fewer
+      for a quote token made from ``"``.
+
+    Raises:
+        ValueError: ``tokens`` cannot be the tokens of ``text`` (or ``method`` has no rule).
+    """
+    if method in ("word", "treebank"):
+        index = [i for i, c in enumerate(text) if not c.isspace()]
+        out, s = [], 0
+        for tok in tokens:
+            if s >= len(index):
+                raise ValueError(f"token {tok!r} lies beyond the end of the text")
+            n = len(tok) - (text[index[s]] == '"')
+            if n <= 0 or s + n > len(index):
+                raise ValueError(f"token {tok!r} does not fit the text at {index[s]}")
+            out.append((index[s], index[s + n - 1] + 1))
+            s += n
+        if s != len(index):
+            raise ValueError("the tokens do not cover every non-space character of the text")
+        return out
+    if method not in ("wordpunct", "regexp"):
+        raise ValueError(f"nltk method {method!r} has no span rule")
+    if method == "regexp" and pattern is None:
+        raise ValueError("nltk_token_spans(method='regexp') needs the pattern")
+    import regex
+
+    found = [m.span() for m in regex.finditer(WORDPUNCT_PATTERN if method == "wordpunct" else pattern, text, NLTK_REGEXP_FLAGS)]
+    if len(found) != len(tokens):
+        raise ValueError(f"{len(tokens)} tokens but {len(found)} matches in the text")
+    return found
 
 
 @register("tokenizer", "jieba")
@@ -212,7 +296,9 @@ class JiebaTokenizer(Tokenizer):
         check_bool("lowercase", self.lowercase)
         check_bool("nfkc", self.nfkc)
 
-    def _tokenizer(self):
+    def segmenter(self):
+        """The ``jieba.Tokenizer`` this stage cuts with (its dictionary, user dictionary and
+        extra words loaded); the SavedModel export reads its dictionary from here."""
         if self._jieba is None:
             import jieba
 
@@ -232,12 +318,23 @@ class JiebaTokenizer(Tokenizer):
         return self
 
     def _split(self, text):
-        tk = self._tokenizer()
+        tk = self.segmenter()
         if self.mode == "search":
             words = tk.cut_for_search(text, HMM=self.hmm)
         else:
             words = tk.cut(text, cut_all=self.mode == "full", HMM=self.hmm)
         return [w for w in words if w.strip()]
+
+    def split_spans(self, text):
+        if self.mode != "accurate":
+            return super().split_spans(text)
+        # Accurate mode's words tile the text: offsets are running sums.
+        out, pos = [], 0
+        for word in self.segmenter().cut(text, HMM=self.hmm):
+            if word.strip():
+                out.append((word, pos, pos + len(word)))
+            pos += len(word)
+        return out
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(super().fingerprint().encode())

@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from pipeline.errors import ConfigError, DataError
-from pipeline.registry import register
+from .errors import ConfigError, DataError
+from .registry import register
 
 from .base import Stage, check_bool, check_choice, check_int, check_str
 

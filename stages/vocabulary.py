@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from pipeline.errors import ConfigError
-from pipeline.registry import register
+from .errors import ConfigError
+from .registry import register
 
 from .base import Stage, check_int, check_str_list
 

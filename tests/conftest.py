@@ -52,3 +52,26 @@ def fitted_zh(zh_data, tmp_path_factory):
     p = Pipeline.from_config(tiny_config())
     p.fit(*zh_data)
     return p
+
+
+def check_odd_batches(path):
+    """Every signature of the SavedModel at ``path`` answers an empty batch, empty and
+    whitespace-only texts, bytes that are not UTF-8 and empty token rows with outputs of the
+    same rank as for a normal batch, one row per input row. Returns the loaded model."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    for name, fn in loaded.signatures.items():
+        (spec,) = fn.structured_input_signature[1].values()
+        if spec.shape.rank == 1:
+            cases = [tf.constant([], tf.string), tf.constant(["", " ", "\t\n"]), tf.constant([b"\xff\xfe", b"ok \xe4\xb8"])]
+        else:
+            cases = [tf.zeros([0, 0], tf.string), tf.fill([2, 0], ""), tf.constant([["", ""], ["", ""]])]
+        normal = fn(**{spec.name: cases[1]})
+        for batch in cases:
+            out = fn(**{spec.name: batch})
+            assert set(out) == set(normal), name
+            for key, value in out.items():
+                assert value.shape.rank == normal[key].shape.rank, (name, key)
+                assert value.shape[0] == batch.shape[0], (name, key, value.shape)
+    return loaded

@@ -7,7 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from pipeline import Pipeline, backend
+from pipeline import Pipeline
+from stages import backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -107,3 +107,38 @@ def test_cli_export_writes_a_saved_model_and_refuses_to_overwrite(trained, tmp_p
     assert main(["export", str(trained["model"]), "--output", str(out), "--quiet"]) == 2
     assert "overwrite" in capsys.readouterr().err
     assert main(["export", str(trained["model"]), "--output", str(out), "--overwrite", "--quiet"]) == 0
+
+
+def test_cli_set_overrides_any_config_option_and_is_validated(trained, capsys):
+    capsys.readouterr()
+    assert main(["validate", str(trained["config"]), "--set", "stages.model.units=7", "--set", "training.seed=3"]) == 0
+    assert "units=7" not in capsys.readouterr().err
+    code = main(["validate", str(trained["config"]), "--set", "stages.vocabulary.max_size=-3"])
+    assert code == 2 and "stages.vocabulary.max_size must be an integer" in capsys.readouterr().err
+    code = main(["validate", str(trained["config"]), "--set", "stages.model.unitz=7"])
+    assert code == 2 and "Did you mean 'units'?" in capsys.readouterr().err
+    code = main(["validate", str(trained["config"]), "--set", "stages.model"])
+    assert code == 2 and "--set expects PATH=VALUE" in capsys.readouterr().err
+
+
+def test_cli_train_applies_set_overrides(trained, tmp_path):
+    out = tmp_path / "model"
+    code = main(["train", str(trained["config"]), "--train", str(trained["data"]), "--output", str(out), "--quiet",
+                 "--set", "stages.model.units=3", "--set", "training.plots=false"])
+    assert code == 0
+    saved = yaml.safe_load((out / "pipeline.yaml").read_text(encoding="utf-8"))
+    assert saved["stages"]["model"]["units"] == 3 and saved["training"]["plots"] is False
+
+
+def test_cli_export_failure_is_one_line_without_a_traceback(trained, tmp_path, monkeypatch, capsys):
+    from pipeline.export.classification import ClassificationExporter
+
+    def disagree(self, loaded, samples):
+        return [(0, "label 'x' != 'y'")], 0.0
+
+    monkeypatch.setattr(ClassificationExporter, "compare", disagree)
+    capsys.readouterr()
+    assert main(["export", str(trained["model"]), "--output", str(tmp_path / "sm"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ktp: error: The exported SavedModel disagrees") and "Traceback" not in err
+    assert not (tmp_path / "sm").exists()

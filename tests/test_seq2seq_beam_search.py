@@ -1,10 +1,10 @@
-"""Batched greedy / beam search (pipeline.beam_search) against a plain per-sentence reference."""
+"""Batched greedy / beam search (stages.beam_search) against a plain per-sentence reference."""
 
 import numpy as np
 import pytest
 from keras import ops
 
-from pipeline.beam_search import (
+from stages.beam_search import (
     BLOCK,
     NEG,
     _candidates,

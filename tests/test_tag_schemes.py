@@ -3,7 +3,7 @@ import random
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.tag_schemes import (
+from stages.tag_schemes import (
     Span,
     allowed_transitions,
     convert,

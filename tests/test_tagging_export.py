@@ -9,8 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from pipeline import Pipeline  # noqa: E402
-from pipeline.export import ExportError  # noqa: E402
-from pipeline.tagging_export import golden_check  # noqa: E402
+from pipeline.export import ExportError, golden_check  # noqa: E402
 
 from test_tagging import EN_TAGS, EN_TOKENS, ZH_SPANS, ZH_TEXTS, tagging_config  # noqa: E402
 
@@ -31,15 +30,24 @@ def test_tagging_export_passes_its_golden_check(en_export):
     p, _, report = en_export
     assert p.stage("model").is_ensemble
     assert report["checked"] and report["n_samples"] == 4
-    assert set(report["signatures"]) == {"serving_default", "serve_text"}
-    assert "entity_score" in report["signatures"]["serving_default"]["outputs"]
+    assert set(report["signatures"]) == {"serving_default", "serve_text", "serve_tokens"}
+    assert report["signatures"]["serving_default"]["inputs"] == ["text"]
+    assert "entity_start" in report["signatures"]["serving_default"]["outputs"]
+    assert "entity_score" in report["signatures"]["serve_tokens"]["outputs"]
+
+
+def test_tagging_export_answers_odd_batches_with_the_same_layout(en_export):
+    from tests.conftest import check_odd_batches
+
+    out = check_odd_batches(en_export[1]).signatures["serving_default"](text=tf.constant(["", "  "]))
+    assert out["lengths"].numpy().tolist() == [0, 0] and out["num_entities"].numpy().tolist() == [0, 0]
 
 
 def test_tagging_export_tags_tokens_with_viterbi_in_the_graph(en_export):
     p, path, _ = en_export
     loaded = tf.saved_model.load(path)
     tokens = tf.constant([["Anna", "met", "Bob", "in", "Oslo", "."], ["Acme", "Corp", "", "", "", ""]])
-    out = loaded.signatures["serving_default"](tokens=tokens)
+    out = loaded.signatures["serve_tokens"](tokens=tokens)
     tags = [[t.decode() for t in row[:n]] for row, n in zip(out["tags"].numpy(), out["lengths"].numpy())]
     assert tags == [a["tags"] for a in p.predict([["Anna", "met", "Bob", "in", "Oslo", "."], ["Acme", "Corp"]])]
     assert out["num_entities"].numpy().tolist() == [len(a["entities"]) for a in p.predict(["Anna met Bob in Oslo .", "Acme Corp"])]
@@ -64,7 +72,7 @@ def test_tagging_export_of_char_level_chinese_returns_spans_of_the_raw_text(tmp_
     texts = ["王芳 在 北京工作。", "张伟和李红去上海工作。"]
     report = p.export(str(tmp_path / "sm"), samples=texts + ["", "ＡＢ 张伟"])
     assert report["checked"]
-    out = tf.saved_model.load(str(tmp_path / "sm")).signatures["serve_text"](text=tf.constant(texts))
+    out = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"](text=tf.constant(texts))
     for i, answer in enumerate(p.predict(texts)):
         n = int(out["num_entities"][i])
         got = [(out["entity_type"][i][j].numpy().decode(), int(out["entity_start"][i][j]), int(out["entity_end"][i][j]),
@@ -72,10 +80,40 @@ def test_tagging_export_of_char_level_chinese_returns_spans_of_the_raw_text(tmp_
         assert got == [(e["type"], e["start"], e["end"], e["text"]) for e in answer["entities"]]
 
 
-def test_tagging_export_refuses_word_boundary_features(tmp_path):
-    cfg = tagging_config(tokenizer="char", word_boundary=True, boundary_dim=2)
+def test_tagging_export_computes_word_boundaries_with_jieba_in_the_graph(tmp_path):
+    cfg = tagging_config(tokenizer="char", word_boundary=True, boundary_dim=2, max_length=6)
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=3)
+    report = p.export(str(tmp_path / "sm"), samples=ZH_TEXTS + ["", "ＡＢ 张伟去上海工作", "我来到北京清华大学"])
+    assert report["checked"]
+    from pipeline.export.tagging_graph import TaggerGraph
+
+    texts = ["张伟和李红去上海工作。", "我来到北京清华大学", "他来到了网易杭研大厦", ""]
+    sentences = p.tokenize(texts)
+    normal = tf.ragged.constant([list(s) for s in sentences], dtype=tf.string, ragged_rank=1)
+    got = TaggerGraph(p, tf.Module())._boundaries(normal).to_list()
+    assert got == [p.stage("model").features(s)["boundary_ids"].tolist() if len(s) else [] for s in sentences]
+
+
+def test_tagging_export_of_a_jieba_word_tagger_maps_words_back_to_the_raw_text(tmp_path):
+    cfg = tagging_config(tokenizer="jieba", max_length=5)
+    cfg["stages"]["tokenizer"].update(lowercase=True, extra_words=["李红"])
+    p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=4)
+    texts = ["张伟和李红去上海工作。", "ＡＢ 王芳在北京工作", "", "我来到北京清华大学，他来到了网易杭研大厦"]
+    report = p.export(str(tmp_path / "sm"), samples=texts)
+    assert report["checked"]
+    served = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"](text=tf.constant(texts))
+    out = {k: v.numpy() for k, v in served.items()}
+    for i, sentence in enumerate(p.tokenize(texts)):
+        n = int(out["lengths"][i])
+        assert [t.decode() for t in out["tokens"][i][:n]] == sentence.raw
+        assert list(zip(out["token_start"][i][:n].tolist(), out["token_end"][i][:n].tolist())) == sentence.spans
+
+
+def test_tagging_export_refuses_overlapping_jieba_words(tmp_path):
+    cfg = tagging_config(tokenizer="jieba")
+    cfg["stages"]["tokenizer"]["mode"] = "search"
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
-    with pytest.raises(ExportError, match="word_boundary features, which need jieba"):
+    with pytest.raises(ExportError, match="mode: search gives overlapping words"):
         p.export(str(tmp_path / "sm"))
     assert not os.path.exists(tmp_path / "sm")
 
@@ -103,7 +141,7 @@ def test_tagging_export_from_the_jax_backend(tmp_path):
 
 @pytest.mark.parametrize("lexicon_dim", [0, 3])
 def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_path):
-    from pipeline.tagging_export import _Graph
+    from pipeline.export.tagging_graph import TaggerGraph
     from stages.taggers import LEXICON_CLASSES, lexicon_matrix, lexicon_word_ids
 
     words = tmp_path / "words.txt"
@@ -119,7 +157,7 @@ def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_
     sentences = p.tokenize(texts)
     model = p.stage("model")
     normal = tf.ragged.constant([list(s) for s in sentences], dtype=tf.string, ragged_rank=1)
-    flags, ids = _Graph(p, tf.Module())._lexicon_features(normal)
+    flags, ids = TaggerGraph(p, tf.Module())._lexicon_features(normal)
     want = np.concatenate([lexicon_matrix(list(s), set(model.lexicon_), 4) for s in sentences])
     assert want.sum() > 10 and flags.numpy().tolist() == want.tolist()
     if lexicon_dim:

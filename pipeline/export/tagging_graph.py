@@ -1,0 +1,335 @@
+"""The tagging computation of an exported tagger, in TensorFlow ops.
+
+``TaggerGraph(pipeline, module)(raw, normal)`` tags a ragged ``[sentence][token]`` tensor of
+tokens (as written, and normalised) and returns tags and entities: everything the Python
+pipeline does after tokenizing runs here: vocabulary and feature lookups (characters, word
+shape, bigrams, jieba word boundaries, lexicon words covering each character: n-grams of the
+tokens looked up in a hash table), splitting or truncating sentences longer than
+``max_length``, the network, Viterbi decoding (CRF) or argmax (softmax), forward-backward
+entity scores, conlleval entity decoding and re-tagging in the data's scheme.
+"""
+
+from __future__ import annotations
+
+from stages.backend import require_tensorflow
+from .text import GraphText, lookup_table, shift_right
+
+_PREFIX_IDS = {"O": 0, "B": 1, "I": 2, "M": 2, "E": 3, "S": 4}
+_BIGRAM_EDGE = "<s>"
+
+
+def _shape_ids(tf, raw):
+    """``stages.taggers.word_shape`` of a 1-D string tensor, by Unicode-category regexes."""
+    def has(pattern):
+        return tf.strings.regex_full_match(raw, f"(?s).*(?:{pattern}).*")
+
+    all_digits = tf.strings.regex_full_match(raw, r"\p{Nd}+")
+    any_digit = has(r"\p{Nd}")
+    any_letter = has(r"\p{L}")
+    any_lower = has(r"\p{Ll}")
+    any_upper = has(r"[\p{Lu}\p{Lt}]")
+    title = tf.strings.regex_full_match(raw, r"(?s)[\p{Lu}\p{Lt}][^\p{Lu}\p{Lt}]*")
+    shape = tf.fill(tf.shape(raw), tf.constant(6, tf.int32))
+    for condition, value in ((tf.logical_not(any_upper), 5), (title, 4), (tf.logical_not(any_lower) & any_upper, 3),
+                             (tf.logical_not(any_letter), 7), (any_digit, 2), (all_digits, 1)):
+        shape = tf.where(condition, tf.constant(value, tf.int32), shape)
+    return tf.where(tf.equal(tf.strings.length(raw), 0), tf.constant(7, tf.int32), shape)
+
+
+class TaggerGraph:
+    """The tagging computation on ragged tokens, shared by both signatures.
+
+    Args:
+        pipeline: the fitted ``TaggingPipeline``.
+        module: the ``tf.Module`` being exported (the tables are attached to it).
+    """
+
+    def __init__(self, pipeline, module):
+        tf = self.tf = require_tensorflow("Exporting a SavedModel")
+        self.model_stage = pipeline.stage("model")
+        self.keras_model = self.model_stage.model_
+        self.decoder = pipeline.stage("decoder")
+        self.scheme = pipeline.data["scheme"]
+        self.max_length = pipeline.stage("vectorizer").max_length
+        self.truncate = pipeline.data["long_sentences"] == "truncate"
+        self.text = GraphText(pipeline.stage("tokenizer"), need_offsets=True).attach(module)
+        self.vocab = module.vocab_table = lookup_table(tf, pipeline.stage("vocabulary").tokens_, 1)
+        self.features = self.model_stage.feature_names()
+        if "char_ids" in self.features:
+            self.chars = module.char_table = lookup_table(tf, self.model_stage.chars_, 1)
+        if "bigram_ids" in self.features:
+            self.bigrams = module.bigram_table = lookup_table(tf, self.model_stage.bigrams_, 1)
+        if "boundary_ids" in self.features:
+            self.boundary_jieba = _boundary_segmenter(self.model_stage)
+            for name, table in self.boundary_jieba.trackables().items():
+                setattr(module, f"boundary_{name}", table)
+        if "lexicon" in self.features:
+            # word -> its id (1 without word vectors), anything else -> 0 (an empty lexicon
+            # holds only "" -> 0).
+            words = self.model_stage.lexicon_ or [""]
+            if self.model_stage.uses_lexicon_words and self.model_stage.lexicon_:
+                values = self.model_stage.lexicon_ids_of(words)
+            else:
+                values = [1 if w else 0 for w in words]
+            init = tf.lookup.KeyValueTensorInitializer(tf.constant(words, tf.string), tf.constant(values, tf.int64))
+            self.lexicon = module.lexicon_table = tf.lookup.StaticHashTable(init, default_value=0)
+        tags = self.decoder.tags_
+        self.outside = tags.index("O")
+        self.prefix_of = tf.constant([_PREFIX_IDS[t[0]] for t in tags], tf.int32)
+        types = self.decoder.types_
+        self.type_names = tf.constant(types, tf.string)
+        self.type_of = tf.constant([types.index(t[2:]) if t != "O" else -1 for t in tags], tf.int32)
+        self.crf = self.model_stage.crf if self.model_stage.uses_crf else None
+
+    # -- normalisation and features ---------------------------------------------------------------
+    def normalize_tokens(self, raw):
+        """Each token normalised character by character (as ``Tokenizer.normalize``)."""
+        return self.text.normalize(raw)[0]
+
+    def _boundaries(self, normal):
+        """``RNNTagger._boundaries``: each token's first character's place (1 B, 2 M, 3 E, 4 S)
+        in the jieba word around it, jieba cutting each sentence's tokens joined."""
+        tf = self.tf
+        joined = tf.strings.reduce_join(normal, axis=1)
+        _, starts, ends = self.boundary_jieba.segment(joined)
+        code = tf.strings.unicode_decode(joined, "UTF-8")
+        # Per character of each joined sentence: the start and end of its word.
+        word_len = (ends - starts).flat_values
+        first = tf.repeat(starts.flat_values, word_len)
+        last = tf.repeat(ends.flat_values, word_len) - 1
+        pos = tf.ragged.range(code.row_lengths()).flat_values
+        place = tf.where(tf.equal(first, last), 4, tf.where(tf.equal(pos, first), 1, tf.where(tf.equal(pos, last), 3, 2)))
+        token_len = tf.strings.length(normal.flat_values, unit="UTF8_CHAR")
+        token_start = tf.cumsum(normal.with_flat_values(tf.cast(token_len, tf.int64)), axis=1, exclusive=True)
+        at = tf.gather(code.row_starts(), normal.value_rowids()) + token_start.flat_values
+        return normal.with_flat_values(tf.cast(tf.gather(place, at), tf.int32))
+
+    def _inputs(self, raw, normal):
+        """Model inputs as ragged ``[sentence][token]`` tensors."""
+        tf = self.tf
+        inputs = {"token_ids": normal.with_flat_values(tf.cast(self.vocab.lookup(normal.flat_values), tf.int32))}
+        if "char_ids" in self.features:
+            n = self.model_stage.char_max_length
+            chars = tf.strings.unicode_split(raw.flat_values, "UTF-8")
+            length = chars.row_lengths()[:, None]
+            pos = tf.ragged.range(chars.row_lengths())
+            keep = (pos < n // 2) | (pos >= length - (n - n // 2))
+            chars = tf.ragged.boolean_mask(chars, keep)
+            ids = chars.with_flat_values(tf.cast(self.chars.lookup(chars.flat_values), tf.int32))
+            inputs["char_ids"] = tf.RaggedTensor.from_row_splits(ids, raw.row_splits)
+        if "case_ids" in self.features:
+            inputs["case_ids"] = raw.with_flat_values(_shape_ids(tf, raw.flat_values))
+        if "bigram_ids" in self.features:
+            flat = normal.flat_values
+            n_tokens = tf.size(flat, out_type=tf.int64)
+            index = tf.range(n_tokens)
+            rows = normal.value_rowids()
+            first = tf.equal(index, tf.gather(normal.row_starts(), rows))
+            last = tf.equal(index + 1, tf.gather(normal.row_limits(), rows))
+            edge = tf.fill(tf.shape(flat), _BIGRAM_EDGE)
+            prev = tf.where(first, edge, tf.gather(flat, tf.maximum(index - 1, 0)))
+            nxt = tf.where(last, edge, tf.gather(flat, tf.minimum(index + 1, tf.maximum(n_tokens - 1, 0))))
+            left = self.bigrams.lookup(tf.strings.join([prev, flat]))
+            right = self.bigrams.lookup(tf.strings.join([flat, nxt]))
+            inputs["bigram_ids"] = normal.with_flat_values(tf.cast(tf.stack([left, right], axis=1), tf.int32))
+        if "boundary_ids" in self.features:
+            inputs["boundary_ids"] = self._boundaries(normal)
+        if "lexicon" in self.features:
+            flags, ids = self._lexicon_features(normal)
+            inputs["lexicon"] = normal.with_flat_values(flags)
+            if "lexicon_ids" in self.features:
+                inputs["lexicon_ids"] = normal.with_flat_values(ids)
+        return inputs
+
+    def _lexicon_features(self, normal):
+        """``stages.taggers.lexicon_matrix`` and ``lexicon_word_ids`` of every sentence, one
+        row per token."""
+        from stages.taggers import lexicon_slots
+
+        tf = self.tf
+        flat = normal.flat_values
+        n_tokens = tf.size(flat, out_type=tf.int64)
+        index = tf.range(n_tokens)
+        rows = normal.value_rowids()
+        row_start = tf.gather(normal.row_starts(), rows)
+        row_limit = tf.gather(normal.row_limits(), rows)
+        last = tf.maximum(n_tokens - 1, 0)
+
+        def earlier(values, k):
+            # values[j - k] where token j - k is in j's sentence, else 0.
+            at = index - k
+            return tf.where(at >= row_start, tf.gather(values, tf.maximum(at, 0)), tf.zeros_like(values))
+
+        max_length = self.model_stage.lexicon_max_length
+        columns, begin_ids = [], {}
+        for length in range(2, max_length + 1):
+            # The id of the lexicon word starting at each token (0: none), where it fits in
+            # the token's sentence.
+            word = tf.strings.join([tf.gather(flat, tf.minimum(index + k, last)) for k in range(length)])
+            ids = tf.where(index + length <= row_limit, self.lexicon.lookup(word), tf.zeros_like(index))
+            begin_ids[length] = ids
+            begin = tf.cast(ids > 0, tf.float32)
+            inside = tf.zeros_like(begin)
+            for k in range(1, length - 1):
+                inside = tf.maximum(inside, earlier(begin, k))
+            columns += [begin, inside, earlier(begin, length - 1)]
+        slots = [earlier(begin_ids[length], offset) for _, length, offset in lexicon_slots(max_length)]
+        return tf.stack(columns, axis=1), tf.cast(tf.stack(slots, axis=1), tf.int32)
+
+    # -- the whole computation ----------------------------------------------------------------------
+    def __call__(self, raw, normal=None):
+        """Tag a ragged ``[sentence][token]`` tensor of tokens as written (``raw``) and
+        normalised (``normal``, computed from ``raw`` when not given); returns a dict of tensors."""
+        tf = self.tf
+        if normal is None:
+            normal = raw.with_flat_values(self.normalize_tokens(raw.flat_values))
+        inputs = self._inputs(raw, normal)
+        lengths = raw.row_lengths()
+        rows = raw.value_rowids()
+        n_tokens = tf.size(raw.flat_values, out_type=tf.int64)
+        index = tf.range(n_tokens)
+        pos = index - tf.gather(raw.row_starts(), rows)
+
+        # Long sentences: pieces of at most max_length tokens (or only the first piece).
+        if self.max_length is None:
+            piece_in_row = tf.zeros_like(pos)
+            kept = tf.ones_like(pos, tf.bool)
+            pieces_per_row = tf.cast(lengths > 0, tf.int64)
+        else:
+            limit = tf.constant(self.max_length, tf.int64)
+            piece_in_row = pos // limit
+            if self.truncate:
+                kept = pos < limit
+                pieces_per_row = tf.cast(lengths > 0, tf.int64)
+            else:
+                kept = tf.ones_like(pos, tf.bool)
+                pieces_per_row = (lengths + limit - 1) // limit
+        first_piece = tf.cumsum(pieces_per_row, exclusive=True)
+        piece = tf.gather(first_piece, rows) + piece_in_row
+        n_pieces = tf.reduce_sum(pieces_per_row)
+        kept_index = tf.boolean_mask(index, kept)
+        kept_piece = tf.boolean_mask(piece, kept)
+
+        dense = {}
+        for name, value in inputs.items():
+            values = tf.gather(value.values, kept_index)  # one row per token (chars stay ragged)
+            ragged = tf.RaggedTensor.from_value_rowids(values, kept_piece, nrows=n_pieces)
+            dense[name] = ragged.to_tensor(default_value=0)
+        for name in dense:
+            # At least one piece, 2 time steps (the CRF's Viterbi stacks one back-pointer per
+            # step after the first, and TensorFlow cannot stack an empty list) and 1 of every
+            # other axis, so empty batches, all-empty texts and one-token sentences run. The
+            # padding is masked, and no token's answer is gathered from it.
+            x = dense[name]
+            pad = [[0, tf.maximum((2 if d == 1 else 1) - tf.shape(x)[d], 0)] for d in range(len(x.shape))]
+            dense[name] = tf.pad(x, pad)
+        piece_pos = tf.RaggedTensor.from_value_rowids(kept_index, kept_piece, nrows=n_pieces)
+        in_piece = tf.ragged.range(piece_pos.row_lengths()).flat_values  # position of each kept token in its piece
+        gather_at = tf.stack([kept_piece, in_piece], axis=1)
+
+        scores = tf.cast(self.keras_model(dense, training=False), tf.float32)
+        mask = tf.not_equal(dense["token_ids"], 0)
+        if self.crf is not None:
+            tags, _ = self.crf.viterbi(scores, mask)
+            log_alpha, log_beta, log_z = self.crf.forward_backward(scores, mask)
+            trans = tf.cast(self.crf.effective_transitions()[0], tf.float32)
+            y = tf.cast(tf.gather_nd(tags, gather_at), tf.int64)
+            emit = tf.gather_nd(scores, tf.concat([gather_at, y[:, None]], axis=1))
+            a = tf.gather_nd(log_alpha, tf.concat([gather_at, y[:, None]], axis=1)) - tf.gather(log_z, kept_piece)
+            b = tf.gather_nd(log_beta, tf.concat([gather_at, y[:, None]], axis=1))
+        else:
+            y = tf.gather_nd(tf.argmax(scores, axis=-1), gather_at)
+            logp = tf.math.log(tf.maximum(tf.gather_nd(scores, tf.concat([gather_at, y[:, None]], axis=1)), 1e-30))
+            a, b = logp, tf.zeros_like(logp)
+
+        # Back to every token of every sentence (truncated tails are tagged O).
+        tag = tf.tensor_scatter_nd_update(tf.fill([n_tokens], tf.constant(self.outside, tf.int64)), kept_index[:, None], y)
+        a_all = tf.scatter_nd(kept_index[:, None], a, [n_tokens])
+        b_all = tf.scatter_nd(kept_index[:, None], b, [n_tokens])
+        if self.crf is not None:
+            # Inside a piece a span adds transition + emission per token; where a span crosses
+            # into the next piece it adds that piece boundary's backward and forward scores.
+            prev_y = shift_right(tf, y, 0)
+            pair = tf.gather_nd(trans, tf.stack([prev_y, y], axis=1)) + emit
+            at_piece_start = tf.equal(in_piece, 0)
+            prev_b = shift_right(tf, b, 0.0)
+            step = tf.where(at_piece_start, prev_b + a, pair)
+        else:
+            step = a
+        step_all = tf.scatter_nd(kept_index[:, None], step, [n_tokens])
+        cumulative = tf.cumsum(step_all)
+
+        # conlleval chunks over each sentence's tags.
+        tag32 = tf.cast(tag, tf.int32)
+        prefix = tf.gather(self.prefix_of, tag32)
+        type_ = tf.gather(self.type_of, tag32)
+        first = tf.equal(pos, 0)
+        prev_prefix = tf.where(first, 0, shift_right(tf, prefix, 0))
+        prev_type = tf.where(first, -1, shift_right(tf, type_, -1))
+        o, bb, ii, ee, ss = 0, 1, 2, 3, 4
+        ends_before = ((prev_prefix == ee) | (prev_prefix == ss)
+                       | (((prev_prefix == bb) | (prev_prefix == ii)) & ((prefix == bb) | (prefix == ss) | (prefix == o)))
+                       | ((prev_prefix != o) & (prev_type != type_)))
+        starts = ((prefix == bb) | (prefix == ss)
+                  | (((prefix == ii) | (prefix == ee)) & ((prev_prefix == ee) | (prev_prefix == ss) | (prev_prefix == o)))
+                  | ((prefix != o) & (prev_type != type_)))
+        start_at = tf.boolean_mask(index, starts)
+        limits = tf.sort(tf.concat([tf.boolean_mask(index, ends_before & ~first), raw.row_limits()], axis=0))
+        end_at = tf.gather(limits, tf.searchsorted(limits, start_at, side="right", out_type=tf.int64))
+        entity_row = tf.gather(rows, start_at)
+        row_start = tf.gather(raw.row_starts(), entity_row)
+        log_p = (tf.gather(a_all, start_at) + tf.gather(cumulative, end_at - 1) - tf.gather(cumulative, start_at)
+                 + tf.gather(b_all, end_at - 1))
+        entity_score = tf.exp(tf.minimum(log_p, 0.0))
+        entity_type = tf.gather(self.type_names, tf.gather(type_, start_at))
+
+        # Tags in the data's scheme, from the entities. Each token looks up the last entity
+        # starting at or before it; a sentinel entity (index n_entities) stands for "none".
+        n_entities = tf.size(start_at, out_type=tf.int64)
+        start_s = tf.concat([start_at, [-1]], axis=0)
+        end_s = tf.concat([end_at, [0]], axis=0)
+        type_s = tf.concat([entity_type, [""]], axis=0)
+        which = tf.searchsorted(start_at, index, side="right", out_type=tf.int64) - 1
+        safe = tf.where(which >= 0, which, n_entities)
+        inside = index < tf.gather(end_s, safe)
+        is_first = tf.equal(index, tf.gather(start_s, safe))
+        is_last = inside & tf.equal(index + 1, tf.gather(end_s, safe))
+        if self.scheme == "bio":
+            letter = tf.where(is_first, "B", "I")
+        elif self.scheme == "iob1":
+            prev_entity = tf.where(which >= 1, which - 1, n_entities)
+            touching = tf.equal(tf.gather(end_s, prev_entity), tf.gather(start_s, safe)) & tf.equal(
+                tf.gather(type_s, prev_entity), tf.gather(type_s, safe))
+            letter = tf.where(is_first & touching, "B", "I")
+        else:
+            inner = "M" if self.scheme == "bmes" else "I"
+            letter = tf.where(is_first & is_last, "S", tf.where(is_first, "B", tf.where(is_last, "E", inner)))
+        out_tag = tf.where(inside, tf.strings.join([letter, "-", tf.gather(type_s, safe)]), "O")
+        nrows = raw.nrows()
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(entity_row, tf.int32), entity_row, nrows)
+
+        def per_row(values, default):
+            return tf.RaggedTensor.from_value_rowids(values, entity_row, nrows=raw.nrows()).to_tensor(default_value=default)
+
+        return {
+            "tags": raw.with_flat_values(out_tag).to_tensor(default_value=""),
+            "lengths": tf.cast(lengths, tf.int32),
+            "num_entities": counts,
+            "entity_type": per_row(entity_type, ""),
+            "entity_token_start": per_row(tf.cast(start_at - row_start, tf.int32), -1),
+            "entity_token_end": per_row(tf.cast(end_at - row_start, tf.int32), -1),
+            "entity_score": per_row(entity_score, 0.0),
+            "_entity_row": entity_row,
+            "_entity_start": start_at,
+            "_entity_end": end_at,
+        }
+
+    # -- raw text ----------------------------------------------------------------------------------
+
+
+def _boundary_segmenter(model_stage):
+    """The jieba segmenter of the word-boundary feature (jieba's default dictionary, HMM on),
+    as ``RNNTagger._boundaries`` runs it."""
+    from .jieba_graph import GraphJieba
+
+    return GraphJieba(model_stage.boundary_tokenizer(), hmm=True, mode="accurate")
