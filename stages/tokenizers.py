@@ -29,9 +29,6 @@ _NON_SPACE_RUN = re.compile(r"\S+")
 class Tokenizer(Stage):
     """Base of the tokenizer stages: normalisation plus ``tokenize`` of one text."""
 
-    #: True where the export can split raw text inside the TensorFlow graph.
-    graph_compatible = False
-
     def normalize(self, text: str) -> str:
         """NFKC and / or lower-casing, character by character (``stages.normalization``)."""
         return normalize(text, self.nfkc, self.lowercase)
@@ -85,8 +82,6 @@ class WhitespaceTokenizer(Tokenizer):
         ['hello', 'world']
     """
 
-    graph_compatible = True
-
     def __init__(self, lowercase: bool = False, nfkc: bool = True):
         super().__init__()
 
@@ -117,7 +112,6 @@ class CharTokenizer(Tokenizer):
         ['好', '看', '!']
     """
 
-    graph_compatible = True
     ALNUM_PATTERN = r"[A-Za-z0-9]+|\S"
 
     def __init__(self, keep_alnum_runs: bool = False, lowercase: bool = False, nfkc: bool = True):

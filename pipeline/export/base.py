@@ -223,6 +223,8 @@ class Exporter:
             module = tf.Module(name=f"keras_text_pipeline_{self.task}")
             for name in sorted(os.listdir(asset_dir)):
                 setattr(module, "asset_" + name.replace(".", "_"), tf.saved_model.Asset(os.path.join(asset_dir, name)))
+            # Functions reach the module as concrete functions (signatures, ``tokenize``): a
+            # polymorphic tf.function attached to it is traced a second time by the save.
             signatures = self.build(module, asset_dir)
             if TEXT_SIGNATURE in signatures:
                 signatures.setdefault(TEXT_ALIAS, signatures[TEXT_SIGNATURE])

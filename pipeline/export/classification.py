@@ -85,7 +85,7 @@ class ClassificationExporter(Exporter):
         def tokenize(text_in):
             return text.tokenize(text_in)
 
-        module.serve_text, module.serve_tokens, module.tokenize = serve_text, serve_tokens, tokenize
+        module.tokenize = tokenize.get_concrete_function()
         module.label_names = tf.Variable(labels, dtype=tf.string, trainable=False, name="label_names")
         return {TEXT_SIGNATURE: serve_text.get_concrete_function(), TOKENS_SIGNATURE: serve_tokens.get_concrete_function()}
 

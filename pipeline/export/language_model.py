@@ -84,7 +84,7 @@ class LanguageModelExporter(Exporter):
         def tokenize(t):
             return text.tokenize(t)
 
-        module.serve_text, module.serve_greedy, module.serve_tokens, module.tokenize = serve_text, greedy, serve_tokens, tokenize
+        module.tokenize = tokenize.get_concrete_function()
         return {TEXT_SIGNATURE: serve_text.get_concrete_function(), "greedy": greedy.get_concrete_function(),
                 TOKENS_SIGNATURE: serve_tokens.get_concrete_function()}
 

@@ -85,7 +85,7 @@ class TaggingExporter(Exporter):
         def tokenize(text):
             return graph.text.segment(text)["raw"]
 
-        module.serve_text, module.serve_tokens, module.tokenize = serve_text, serve_tokens, tokenize
+        module.tokenize = tokenize.get_concrete_function()
         return {TEXT_SIGNATURE: serve_text.get_concrete_function(), TOKENS_SIGNATURE: serve_tokens.get_concrete_function()}
 
     def pipeline_tokens(self, samples):

@@ -106,9 +106,7 @@ class TranslationExporter(Exporter):
             return tf.function(lambda t: decode(search, text.tokenize(t)), input_signature=[text_spec], autograph=False)
 
         for name, search in searches.items():
-            fn = serving(search)
-            setattr(module, "serve_text" if name == TEXT_SIGNATURE else f"serve_{name}", fn)
-            signatures[name] = fn.get_concrete_function()
+            signatures[name] = serving(search).get_concrete_function()
         default = searches[TEXT_SIGNATURE]
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")], autograph=False)
@@ -119,7 +117,7 @@ class TranslationExporter(Exporter):
         def tokenize(t):
             return text.tokenize(t)
 
-        module.serve_tokens, module.tokenize = serve_tokens, tokenize
+        module.tokenize = tokenize.get_concrete_function()
         signatures[TOKENS_SIGNATURE] = serve_tokens.get_concrete_function()
         return signatures
 
