@@ -19,6 +19,11 @@ log = logging.getLogger("ktp")
 def _setup_logging(quiet: bool):
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("KTP_VERBOSE", "") in ("", "0"):
+        # Our lines only: TensorFlow's and absl's Python loggers (SavedModel saving notes,
+        # "Assets written to ...") would otherwise reach the root handler at INFO.
+        for name in ("tensorflow", "absl"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _resolve(path: str | None, config_path: str | None = None) -> str | None:
