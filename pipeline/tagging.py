@@ -181,16 +181,12 @@ class TaggingPipeline(Pipeline):
                 "is not used by tagging; long sentences follow data.long_sentences (split or truncate). Remove it",
                 vectorizer.truncation, f"stages.{names['vectorizer']}",
             )
-        if model.word_boundary and self.stage("tokenizer").type_name != "char":
-            raise ConfigError(
-                "word_boundary", "needs a char tokenizer (it marks each character's place in its jieba word)",
-                True, f"stages.{names['model']}",
-            )
-        if model.lexicon_features and self.stage("tokenizer").type_name != "char":
-            raise ConfigError(
-                "lexicon_features", "needs a char tokenizer (it marks the dictionary words that cover each character)",
-                True, f"stages.{names['model']}",
-            )
+        for feature in model.feature_families():
+            if feature.needs_char_tokenizer and self.stage("tokenizer").type_name != "char":
+                raise ConfigError(
+                    feature.name, "needs a char tokenizer (it describes each character's place in words)",
+                    feature.options, f"stages.{names['model']}.features",
+                )
 
     # -- reading ----------------------------------------------------------------------------
     def read(self, path: str, need_targets: bool = True):
@@ -318,7 +314,7 @@ class TaggingPipeline(Pipeline):
         for idx, ex in enumerate(examples):
             sentence = ex.sentence
             ids = np.asarray(vocabulary.transform([sentence])[0], dtype="int32")
-            feats = model.features(sentence) if len(sentence) else {}
+            feats = model.feature_arrays(sentence) if len(sentence) else {}
             spans = None
             if with_targets:
                 gold = ex.gold or []

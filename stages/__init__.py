@@ -11,7 +11,7 @@ from .base import Stage  # noqa: E402
 from .decoders import LabelDecoder  # noqa: E402
 from .models import RNNClassifier  # noqa: E402
 from .seq2seq import RNNLanguageModel, RNNSeq2Seq, SamplerDecoder, TextDecoder  # noqa: E402
-from .taggers import EntityDecoder, RNNTagger, TagDecoder  # noqa: E402
+from .tagging import EntityDecoder, RNNTagger, TagDecoder  # noqa: E402
 from .tokenizers import CharTokenizer, JiebaTokenizer, NLTKTokenizer, Tokenizer, WhitespaceTokenizer  # noqa: E402
 from .vectorizers import EmbeddingVectorizer, OneHotVectorizer  # noqa: E402
 from .vocabulary import Vocabulary  # noqa: E402

@@ -97,7 +97,7 @@ def test_tagging_pipeline_rejects_pre_padding():
 
 
 def test_tagging_pipeline_word_boundary_needs_a_char_tokenizer():
-    with pytest.raises(ConfigError, match="stages.model.word_boundary needs a char tokenizer"):
+    with pytest.raises(ConfigError, match="stages.model.features.word_boundary needs a char tokenizer"):
         Pipeline.from_config(tagging_config(word_boundary=True))
 
 

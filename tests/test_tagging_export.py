@@ -18,8 +18,7 @@ from test_tagging import EN_TAGS, EN_TOKENS, ZH_SPANS, ZH_TEXTS, tagging_config 
 def en_export(tmp_path_factory):
     # max_length 4 makes most samples long, so splitting runs in the graph too. An ensemble of two
     # CRF taggers: the graph decodes with the members' mean scores and mean transitions.
-    p = Pipeline.from_config(tagging_config(max_length=4, char_features="cnn", char_dim=4, char_units=4, case_features=True,
-                                            ensemble=2))
+    p = Pipeline.from_config(tagging_config(max_length=4, features={"chars": {"dim": 4, "units": 4}, "shape": {}}, ensemble=2))
     p.fit(EN_TOKENS * 3, EN_TAGS * 3, epochs=6)
     path = str(tmp_path_factory.mktemp("export") / "saved_model")
     report = p.export(path, samples=["Carl met Anna in Oslo .", "Acme Corp hired Bob Lind in Rome today", "", "ÉLAN ｘ 1996"])
@@ -66,7 +65,7 @@ def test_tagging_export_golden_check_notices_a_changed_model(en_export, tmp_path
 
 
 def test_tagging_export_of_char_level_chinese_returns_spans_of_the_raw_text(tmp_path):
-    cfg = tagging_config(tokenizer="char", output="softmax", bigram_features=True, bigram_dim=4,
+    cfg = tagging_config(tokenizer="char", output="softmax", features={"bigrams": {"dim": 4}},
                          data={"scheme": "bio", "long_sentences": "truncate"}, max_length=6)
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=8)
     texts = ["王芳 在 北京工作。", "张伟和李红去上海工作。"]
@@ -81,17 +80,18 @@ def test_tagging_export_of_char_level_chinese_returns_spans_of_the_raw_text(tmp_
 
 
 def test_tagging_export_computes_word_boundaries_with_jieba_in_the_graph(tmp_path):
-    cfg = tagging_config(tokenizer="char", word_boundary=True, boundary_dim=2, max_length=6)
+    cfg = tagging_config(tokenizer="char", features={"word_boundary": {"dim": 2}}, max_length=6)
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=3)
     report = p.export(str(tmp_path / "sm"), samples=ZH_TEXTS + ["", "ＡＢ 张伟去上海工作", "我来到北京清华大学"])
     assert report["checked"]
-    from pipeline.export.tagging_graph import TaggerGraph
+    from pipeline.export.tagging_features import GraphWordBoundary
 
     texts = ["张伟和李红去上海工作。", "我来到北京清华大学", "他来到了网易杭研大厦", ""]
     sentences = p.tokenize(texts)
     normal = tf.ragged.constant([list(s) for s in sentences], dtype=tf.string, ragged_rank=1)
-    got = TaggerGraph(p, tf.Module())._boundaries(normal).to_list()
-    assert got == [p.stage("model").features(s)["boundary_ids"].tolist() if len(s) else [] for s in sentences]
+    model = p.stage("model")
+    got = GraphWordBoundary(model.feature("word_boundary"), tf.Module())(None, normal)["boundary_ids"].to_list()
+    assert got == [model.feature_arrays(s)["boundary_ids"].tolist() if len(s) else [] for s in sentences]
 
 
 def test_tagging_export_of_a_jieba_word_tagger_maps_words_back_to_the_raw_text(tmp_path):
@@ -141,27 +141,28 @@ def test_tagging_export_from_the_jax_backend(tmp_path):
 
 @pytest.mark.parametrize("lexicon_dim", [0, 3])
 def test_tagging_export_computes_lexicon_features_in_the_graph(lexicon_dim, tmp_path):
-    from pipeline.export.tagging_graph import TaggerGraph
+    from pipeline.export.tagging_features import GraphLexicon
     from stages.taggers import LEXICON_CLASSES, lexicon_matrix, lexicon_word_ids
 
     words = tmp_path / "words.txt"
     words.write_text("北京 ns\n张伟 nr\n上海工作\n工作 n\n海工\n北京工作 nt\n李红去\n", encoding="utf-8")
     # With word vectors: words matched under 4 times in training (上海工作, 海工, 北京工作) share
     # the vector of their part of speech (北京工作: organization) or <unk>.
-    vectors = {"lexicon_pos": True, "lexicon_word_min_freq": 4} if lexicon_dim else {}
-    cfg = tagging_config(tokenizer="char", bigram_features=True, bigram_dim=4, lexicon_features=True, lexicon_jieba=False,
-                         lexicon_path=str(words), lexicon_max_length=4, lexicon_dim=lexicon_dim, max_length=6, **vectors)
+    vectors = {"pos": True, "word_min_freq": 4} if lexicon_dim else {}
+    lexicon_options = {"jieba": False, "path": str(words), "max_length": 4, "dim": lexicon_dim, **vectors}
+    cfg = tagging_config(tokenizer="char", features={"bigrams": {"dim": 4}, "lexicon": lexicon_options}, max_length=6)
     # Without word vectors only the in-graph lookup is compared (the export path is the same).
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=8 if lexicon_dim else 1)
     texts = ["张伟去上海工作。", "", "北京工作", "张伟和李红去上海工作，王芳在北京工作。", "工"]
     sentences = p.tokenize(texts)
     model = p.stage("model")
     normal = tf.ragged.constant([list(s) for s in sentences], dtype=tf.string, ragged_rank=1)
-    flags, ids = TaggerGraph(p, tf.Module())._lexicon_features(normal)
-    want = np.concatenate([lexicon_matrix(list(s), set(model.lexicon_), 4) for s in sentences])
+    lexicon = model.feature("lexicon")
+    flags, ids = GraphLexicon(lexicon, tf.Module()).matrices(normal)
+    want = np.concatenate([lexicon_matrix(list(s), set(lexicon.lexicon_), 4) for s in sentences])
     assert want.sum() > 10 and flags.numpy().tolist() == want.tolist()
     if lexicon_dim:
-        index = dict(zip(model.lexicon_, model.lexicon_ids_of(model.lexicon_)))
+        index = dict(zip(lexicon.lexicon_, lexicon.ids_of(lexicon.lexicon_)))
         want_ids = np.concatenate([lexicon_word_ids(list(s), index, 4) for s in sentences])
         assert len(set(want_ids.flat)) > 3 and ids.numpy().tolist() == want_ids.tolist()
         assert index["北京工作"] == 2 + LEXICON_CLASSES.index("organization") and index["海工"] == 1

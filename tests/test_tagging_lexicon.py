@@ -3,7 +3,7 @@ import pytest
 
 from pipeline import Pipeline
 from pipeline.errors import ConfigError
-from stages.taggers import (LEXICON_CLASSES, LexiconEmbedding, RNNTagger, lexicon_matrix, lexicon_slots, lexicon_word_counts,
+from stages.tagging import (LEXICON_CLASSES, LexiconEmbedding, RNNTagger, lexicon_matrix, lexicon_slots, lexicon_word_counts,
                             lexicon_word_ids, pos_class, read_word_list)
 
 from test_tagging import ZH_SPANS, ZH_TEXTS, tagging_config
@@ -11,13 +11,14 @@ from test_tagging import ZH_SPANS, ZH_TEXTS, tagging_config
 WORDS = "# a user word list\n北京 20 ns\n张伟\n上海工作\n工作 3\n罕见词 1\nＡＢ公司 nt\n\n中华人民共和国 5 ns\n"
 
 
-def lexicon_config(tmp_path, **model):
+def lexicon_config(tmp_path, lexicon=None, bigrams=None, **model):
+    """A char tagger with bigram and lexicon features (the user word list ``WORDS`` only);
+    ``lexicon`` / ``bigrams`` update those families' options."""
     path = tmp_path / "words.txt"
     path.write_text(WORDS, encoding="utf-8")
-    options = {"bigram_features": True, "bigram_dim": 4, "lexicon_features": True, "lexicon_jieba": False,
-               "lexicon_path": str(path), "lexicon_max_length": 4}
-    options.update(model)
-    cfg = tagging_config(tokenizer="char", **options)
+    features = {"bigrams": {"dim": 4, **(bigrams or {})},
+                "lexicon": {"jieba": False, "path": str(path), "max_length": 4, **(lexicon or {})}}
+    cfg = tagging_config(tokenizer="char", features=features, **model)
     cfg["stages"]["tokenizer"]["lowercase"] = True
     return cfg
 
@@ -67,34 +68,34 @@ def test_pos_class_groups_jieba_tags():
 
 
 def test_lexicon_options_round_trip():
-    m = RNNTagger(lexicon_features=True, lexicon_max_length=5, lexicon_jieba=False, lexicon_path="w.txt", lexicon_min_freq=2)
+    m = RNNTagger(features={"lexicon": {"max_length": 5, "jieba": False, "path": "w.txt", "min_freq": 2}})
     assert RNNTagger.from_config(m.get_config()).get_config() == m.get_config()
 
 
 def test_lexicon_pos_needs_lexicon_word_vectors():
-    with pytest.raises(ConfigError, match="lexicon_pos needs lexicon_features: true and lexicon_dim > 0"):
-        RNNTagger(lexicon_features=True, lexicon_pos=True)
-    RNNTagger(lexicon_features=True, lexicon_dim=4, lexicon_pos=True)
+    with pytest.raises(ConfigError, match=r"features.lexicon.pos needs dim > 0"):
+        RNNTagger(features={"lexicon": {"pos": True}})
+    RNNTagger(features={"lexicon": {"dim": 4, "pos": True}})
 
 
 def test_lexicon_features_need_some_words():
-    with pytest.raises(ConfigError, match="lexicon_features needs words: set lexicon_jieba: true or give a word list"):
-        RNNTagger(lexicon_features=True, lexicon_jieba=False)
+    with pytest.raises(ConfigError, match="features.lexicon.jieba is false and no path is given"):
+        RNNTagger(features={"lexicon": {"jieba": False}})
 
 
 def test_lexicon_max_length_must_be_at_least_two():
-    with pytest.raises(ConfigError, match="lexicon_max_length must be an integer >= 2"):
-        RNNTagger(lexicon_features=True, lexicon_max_length=1)
+    with pytest.raises(ConfigError, match="features.lexicon.max_length must be an integer >= 2"):
+        RNNTagger(features={"lexicon": {"max_length": 1}})
 
 
 def test_lexicon_features_need_a_char_tokenizer():
-    with pytest.raises(ConfigError, match="stages.model.lexicon_features needs a char tokenizer"):
-        Pipeline.from_config(tagging_config(lexicon_features=True))
+    with pytest.raises(ConfigError, match="stages.model.features.lexicon needs a char tokenizer"):
+        Pipeline.from_config(tagging_config(features={"lexicon": {}}))
 
 
 def test_lexicon_path_must_exist_when_fitting(tmp_path):
-    cfg = tagging_config(tokenizer="char", lexicon_features=True, lexicon_jieba=False, lexicon_path=str(tmp_path / "none.txt"))
-    with pytest.raises(ConfigError, match="lexicon_path must be the path of an existing word list"):
+    cfg = tagging_config(tokenizer="char", features={"lexicon": {"jieba": False, "path": str(tmp_path / "none.txt")}})
+    with pytest.raises(ConfigError, match="features.lexicon.path must be the path of an existing word list"):
         Pipeline.from_config(cfg).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
 
 
@@ -107,7 +108,7 @@ def zh_lexicon(tmp_path_factory):
 def test_lexicon_is_normalised_like_the_tokens_and_cut_to_max_length(zh_lexicon):
     # The tokenizer lowercases and applies NFKC, so ＡＢ公司 is looked up as ab公司; 中华人民共和国
     # is longer than lexicon_max_length.
-    assert zh_lexicon.stage("model").lexicon_ == sorted(["北京", "张伟", "上海工作", "工作", "罕见词", "ab公司"])
+    assert zh_lexicon.stage("model").feature("lexicon").lexicon_ == sorted(["北京", "张伟", "上海工作", "工作", "罕见词", "ab公司"])
 
 
 def test_lexicon_features_reach_the_model(zh_lexicon):
@@ -115,7 +116,7 @@ def test_lexicon_features_reach_the_model(zh_lexicon):
     assert model.feature_names()[-1] == "lexicon"
     assert model.model_.get_layer("lexicon").output.shape[-1] == 9
     sentence = zh_lexicon.tokenize(["张伟去上海工作。"])[0]
-    feats = model.features(sentence)["lexicon"]
+    feats = model.feature_arrays(sentence)["lexicon"]
     assert feats[:, 0].tolist() == [1, 0, 0, 0, 0, 1, 0, 0]  # 张伟 and 工作 begin
     assert feats[:, 2].tolist() == [0, 1, 0, 0, 0, 0, 1, 0]  # and end
     assert feats[:, 6].tolist() == [0, 0, 0, 1, 0, 0, 0, 0]  # 上海工作 begins at 上
@@ -123,13 +124,14 @@ def test_lexicon_features_reach_the_model(zh_lexicon):
 
 def test_lexicon_tagger_predicts_the_same_after_loading(zh_lexicon, tmp_path):
     zh_lexicon.save(str(tmp_path))
+    lexicon = zh_lexicon.stage("model").feature("lexicon")
     words = (tmp_path / "model" / "lexicon.txt").read_text(encoding="utf-8").split("\n")[:-1]
-    assert words == zh_lexicon.stage("model").lexicon_
+    assert words == lexicon.lexicon_
     # A loaded tagger uses the saved lexicon, not the word list (changed here).
-    with open(zh_lexicon.stage("model").lexicon_path, "w", encoding="utf-8") as f:
+    with open(lexicon.path, "w", encoding="utf-8") as f:
         f.write("王芳\n")
     loaded = Pipeline.load(str(tmp_path))
-    assert loaded.stage("model").lexicon_ == words
+    assert loaded.stage("model").feature("lexicon").lexicon_ == words
     texts = ZH_TEXTS + ["张伟在上海工作，王芳在北京。"]
     assert loaded.predict(texts) == zh_lexicon.predict(texts)
 
@@ -190,34 +192,34 @@ def test_lexicon_word_counts_skip_words_inside_longer_matches():
 
 
 def test_frequency_pooling_weights_come_from_training_counts_and_survive_save(tmp_path):
-    cfg = lexicon_config(tmp_path, lexicon_dim=3, lexicon_pooling="frequency")
+    cfg = lexicon_config(tmp_path, lexicon={"dim": 3, "pooling": "frequency"})
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=1)
     model = p.stage("model")
     layer = model.model_.get_layer("lexicon_embedding")
-    weights = dict(zip(model.lexicon_words_, np.asarray(layer.word_weight).tolist()))
+    weights = dict(zip(model.feature("lexicon").lexicon_words_, np.asarray(layer.word_weight).tolist()))
     # 1 + matches not inside a longer word: 工作 is matched 6 times, 3 of them inside 上海工作.
     assert weights == {"<pad>": 1.0, "<unk>": 1.0, "北京": 7.0, "工作": 4.0, "张伟": 7.0, "上海工作": 4.0}
     assert layer.trainable_weights == [layer.embedding.embeddings]  # the weights are not trained
     p.save(str(tmp_path / "saved"))
     loaded = Pipeline.load(str(tmp_path / "saved"))
-    assert loaded.stage("model").get_config()["lexicon_pooling"] == "frequency"
+    assert loaded.stage("model").get_config()["features"]["lexicon"]["pooling"] == "frequency"
     np.testing.assert_array_equal(np.asarray(loaded.stage("model").model_.get_layer("lexicon_embedding").word_weight),
                                   np.asarray(layer.word_weight))
     assert loaded.predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
 
 
 def test_frequency_pooling_needs_lexicon_word_vectors(tmp_path):
-    with pytest.raises(ConfigError, match="lexicon_pooling"):
-        Pipeline.from_config(lexicon_config(tmp_path, lexicon_pooling="frequency"))
-    with pytest.raises(ConfigError, match="lexicon_pooling"):
-        Pipeline.from_config(lexicon_config(tmp_path, lexicon_dim=3, lexicon_pooling="sum"))
+    with pytest.raises(ConfigError, match="features.lexicon.pooling needs dim > 0"):
+        Pipeline.from_config(lexicon_config(tmp_path, lexicon={"pooling": "frequency"}))
+    with pytest.raises(ConfigError, match="features.lexicon.pooling must be one of mean, frequency"):
+        Pipeline.from_config(lexicon_config(tmp_path, lexicon={"dim": 3, "pooling": "sum"}))
 
 
 def test_lexicon_word_vectors_are_learned_for_words_seen_in_training(tmp_path):
-    p = Pipeline.from_config(lexicon_config(tmp_path, lexicon_dim=3)).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=2)
+    p = Pipeline.from_config(lexicon_config(tmp_path, lexicon={"dim": 3})).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=2)
     model = p.stage("model")
     # Matched in the training texts: 北京 (6 times), 张伟 (6), 工作 (6), 上海工作 (3).
-    assert model.lexicon_words_ == ["<pad>", "<unk>", "北京", "工作", "张伟", "上海工作"]
+    assert model.feature("lexicon").lexicon_words_ == ["<pad>", "<unk>", "北京", "工作", "张伟", "上海工作"]
     assert model.model_.get_layer("lexicon_embedding").output.shape[-1] == 9
     p.save(str(tmp_path / "saved"))
     assert (tmp_path / "saved" / "model" / "lexicon_words.txt").is_file()
@@ -225,23 +227,24 @@ def test_lexicon_word_vectors_are_learned_for_words_seen_in_training(tmp_path):
 
 
 def test_lexicon_pos_gives_words_without_a_vector_the_vector_of_their_class(tmp_path):
-    cfg = lexicon_config(tmp_path, lexicon_dim=3, lexicon_pos=True, lexicon_word_min_freq=4)
+    cfg = lexicon_config(tmp_path, lexicon={"dim": 3, "pos": True, "word_min_freq": 4})
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=2)
     model = p.stage("model")
+    lexicon = model.feature("lexicon")
     # 北京, 张伟 and 工作 are matched 6 times in training; 上海工作 only 3 (< 4) and the others never.
     classes = [f"<pos:{c}>" for c in LEXICON_CLASSES]
-    assert model.lexicon_words_ == ["<pad>", "<unk>", *classes, "北京", "工作", "张伟"]
-    ids = dict(zip(model.lexicon_, model.lexicon_ids_of(model.lexicon_)))
+    assert lexicon.lexicon_words_ == ["<pad>", "<unk>", *classes, "北京", "工作", "张伟"]
+    ids = dict(zip(lexicon.lexicon_, lexicon.ids_of(lexicon.lexicon_)))
     assert ids == {"北京": 10, "工作": 11, "张伟": 12, "ab公司": 2 + LEXICON_CLASSES.index("organization"),
                    "上海工作": 1, "罕见词": 1}  # the last two have no tag: <unk>
-    assert model.lexicon_ == ["ab公司", "上海工作", "北京", "工作", "张伟", "罕见词"]
-    assert model.lexicon_classes_ == ["organization", "", "place", "", "", ""]
+    assert lexicon.lexicon_ == ["ab公司", "上海工作", "北京", "工作", "张伟", "罕见词"]
+    assert lexicon.lexicon_classes_ == ["organization", "", "place", "", "", ""]
     sentence = p.tokenize(["ab公司"])[0]
-    assert model.features(sentence)["lexicon_ids"][0, :3].tolist() == [0, 0, ids["ab公司"]]  # slots B2 B3 B4 of "a"
+    assert model.feature_arrays(sentence)["lexicon_ids"][0, :3].tolist() == [0, 0, ids["ab公司"]]  # slots B2 B3 B4 of "a"
     p.save(str(tmp_path / "saved"))
     assert (tmp_path / "saved" / "model" / "lexicon_classes.txt").is_file()
     loaded = Pipeline.load(str(tmp_path / "saved"))
-    assert loaded.stage("model").lexicon_ids_of(model.lexicon_) == model.lexicon_ids_of(model.lexicon_)
+    assert loaded.stage("model").feature("lexicon").ids_of(lexicon.lexicon_) == lexicon.ids_of(lexicon.lexicon_)
     assert loaded.predict(ZH_TEXTS) == p.predict(ZH_TEXTS)
 
 
@@ -257,19 +260,20 @@ def test_pretrained_bigram_and_lexicon_vectors_start_the_embeddings(tmp_path):
     _write_vectors(bigrams, {"张伟": [0.5, -0.5, 0.25, 1.0], "伟和": [1.0, 2.0, 3.0, 4.0], "无无": [9.0, 9.0, 9.0, 9.0]})
     # 北京 is matched in training; 罕见词 is in the lexicon but never in a training sentence.
     _write_vectors(words, {"北京": [0.1, 0.2, 0.3], "罕见词": [-1.0, 0.0, 1.0], "不在词表": [5.0, 5.0, 5.0]})
-    cfg = lexicon_config(tmp_path, lexicon_dim=3, bigram_min_freq=4, bigram_pretrained=str(bigrams),
-                         lexicon_pretrained=str(words), learning_rate=1e-9)
+    cfg = lexicon_config(tmp_path, lexicon={"dim": 3, "pretrained": str(words)},
+                         bigrams={"min_freq": 4, "pretrained": str(bigrams)}, learning_rate=1e-9)
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3, epochs=1)
     model = p.stage("model")
-    assert "伟和" in model.bigrams_ and "无无" not in model.bigrams_  # rare but pretrained: kept
-    assert "罕见词" in model.lexicon_words_ and "不在词表" not in model.lexicon_words_
-    assert model.lexicon_ids_of(["罕见词"]) != [1]
-    assert model.pretrained_coverage_ == {"bigram": {"rows": len(model.bigrams_), "pretrained": 2},
-                                          "lexicon_word": {"rows": len(model.lexicon_words_), "pretrained": 2}}
+    bigram_items, lexicon = model.feature("bigrams").bigrams_, model.feature("lexicon")
+    assert "伟和" in bigram_items and "无无" not in bigram_items  # rare but pretrained: kept
+    assert "罕见词" in lexicon.lexicon_words_ and "不在词表" not in lexicon.lexicon_words_
+    assert lexicon.ids_of(["罕见词"]) != [1]
+    assert model.pretrained_coverage_ == {"bigram": {"rows": len(bigram_items), "pretrained": 2},
+                                          "lexicon_word": {"rows": len(lexicon.lexicon_words_), "pretrained": 2}}
     table = model.model_.get_layer("bigram_embedding").get_weights()[0]  # (training moved them by ~1e-9)
-    np.testing.assert_allclose(table[model.bigrams_.index("伟和")], [1.0, 2.0, 3.0, 4.0], atol=1e-5)
+    np.testing.assert_allclose(table[bigram_items.index("伟和")], [1.0, 2.0, 3.0, 4.0], atol=1e-5)
     table = model.model_.get_layer("lexicon_embedding").embedding.get_weights()[0]
-    np.testing.assert_allclose(table[model.lexicon_words_.index("罕见词")], [-1.0, 0.0, 1.0], atol=1e-5)
+    np.testing.assert_allclose(table[lexicon.lexicon_words_.index("罕见词")], [-1.0, 0.0, 1.0], atol=1e-5)
     # The vectors are read in fit only: a saved tagger loads and predicts without the files.
     p.save(str(tmp_path / "saved"))
     bigrams.unlink()
@@ -280,26 +284,25 @@ def test_pretrained_bigram_and_lexicon_vectors_start_the_embeddings(tmp_path):
 def test_ensemble_members_draw_their_own_rows_beside_pretrained_bigrams(tmp_path):
     bigrams = tmp_path / "bigrams.vec"
     _write_vectors(bigrams, {"张伟": [0.5, -0.5, 0.25, 1.0]})
-    cfg = lexicon_config(tmp_path, bigram_pretrained=str(bigrams), learning_rate=1e-9, ensemble=2)
+    cfg = lexicon_config(tmp_path, bigrams={"pretrained": str(bigrams)}, learning_rate=1e-9, ensemble=2)
     p = Pipeline.from_config(cfg).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
     model = p.stage("model")
     tables = [model.model_.get_layer(f"member_{i}").get_layer("bigram_embedding").get_weights()[0] for i in (1, 2)]
-    row = model.bigrams_.index("张伟")
+    bigram_items = model.feature("bigrams").bigrams_
+    row = bigram_items.index("张伟")
     for table in tables:  # (training moved them by ~1e-9)
         np.testing.assert_allclose(table[row], [0.5, -0.5, 0.25, 1.0], atol=1e-5)
-    other = [i for i in range(1, len(model.bigrams_)) if i != row]
+    other = [i for i in range(1, len(bigram_items)) if i != row]
     assert not np.allclose(tables[0][other], tables[1][other], atol=1e-3)
 
 
 def test_pretrained_feature_vectors_are_checked(tmp_path):
     vectors = tmp_path / "v.vec"
     _write_vectors(vectors, {"张伟": [0.5, -0.5, 0.25]})
-    with pytest.raises(ConfigError, match=r"bigram_dim must match the 3-dimensional vectors in .*v\.vec \(bigram_pretrained\)"):
-        Pipeline.from_config(lexicon_config(tmp_path, bigram_pretrained=str(vectors))).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
-    with pytest.raises(ConfigError, match="lexicon_pretrained must be the path of an existing vectors file"):
-        Pipeline.from_config(lexicon_config(tmp_path, lexicon_dim=3, lexicon_pretrained=str(tmp_path / "no.vec"))).fit(
+    with pytest.raises(ConfigError, match=r"features.bigrams.dim must match the 3-dimensional vectors in .*v\.vec"):
+        Pipeline.from_config(lexicon_config(tmp_path, bigrams={"pretrained": str(vectors)})).fit(ZH_TEXTS, ZH_SPANS, epochs=1)
+    with pytest.raises(ConfigError, match="features.lexicon.pretrained must be the path of an existing vectors file"):
+        Pipeline.from_config(lexicon_config(tmp_path, lexicon={"dim": 3, "pretrained": str(tmp_path / "no.vec")})).fit(
             ZH_TEXTS, ZH_SPANS, epochs=1)
-    with pytest.raises(ConfigError, match="lexicon_pretrained needs lexicon_features: true and lexicon_dim > 0"):
-        RNNTagger(lexicon_features=True, lexicon_pretrained=str(vectors))
-    with pytest.raises(ConfigError, match="bigram_pretrained needs bigram_features: true"):
-        RNNTagger(bigram_pretrained=str(vectors))
+    with pytest.raises(ConfigError, match="features.lexicon.pretrained needs dim > 0"):
+        RNNTagger(features={"lexicon": {"pretrained": str(vectors)}})

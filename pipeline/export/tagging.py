@@ -19,8 +19,6 @@ The computation after tokenizing is ``tagging_graph.TaggerGraph``.
 
 from __future__ import annotations
 
-import os
-
 from ..errors import ExportError
 from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, register_exporter, text_input, tokens_input
 from .tagging_graph import TaggerGraph
@@ -55,13 +53,8 @@ class TaggingExporter(Exporter):
         p = self.pipeline
         p.stage("vocabulary").save_assets(asset_dir)
         p.stage("decoder").save_assets(asset_dir)
-        model = p.stage("model")
-        assets = {"chars.txt": model.chars_, "bigrams.txt": model.bigrams_, "lexicon.txt": model.lexicon_,
-                  "lexicon_words.txt": model.lexicon_words_, "lexicon_classes.txt": model.lexicon_classes_}
-        for name, items in assets.items():
-            if items is not None:
-                with open(os.path.join(asset_dir, name), "w", encoding="utf-8", newline="\n") as f:
-                    f.write("\n".join(items) + "\n")
+        for feature in p.stage("model").feature_families():
+            feature.save_assets(asset_dir)
 
     def build(self, module, asset_dir):
         tf = self.tf

@@ -12,28 +12,10 @@ entity scores, conlleval entity decoding and re-tagging in the data's scheme.
 from __future__ import annotations
 
 from stages.backend import require_tensorflow
+from .tagging_features import GRAPH_FEATURES
 from .text import GraphText, lookup_table, shift_right
 
 _PREFIX_IDS = {"O": 0, "B": 1, "I": 2, "M": 2, "E": 3, "S": 4}
-_BIGRAM_EDGE = "<s>"
-
-
-def _shape_ids(tf, raw):
-    """``stages.taggers.word_shape`` of a 1-D string tensor, by Unicode-category regexes."""
-    def has(pattern):
-        return tf.strings.regex_full_match(raw, f"(?s).*(?:{pattern}).*")
-
-    all_digits = tf.strings.regex_full_match(raw, r"\p{Nd}+")
-    any_digit = has(r"\p{Nd}")
-    any_letter = has(r"\p{L}")
-    any_lower = has(r"\p{Ll}")
-    any_upper = has(r"[\p{Lu}\p{Lt}]")
-    title = tf.strings.regex_full_match(raw, r"(?s)[\p{Lu}\p{Lt}][^\p{Lu}\p{Lt}]*")
-    shape = tf.fill(tf.shape(raw), tf.constant(6, tf.int32))
-    for condition, value in ((tf.logical_not(any_upper), 5), (title, 4), (tf.logical_not(any_lower) & any_upper, 3),
-                             (tf.logical_not(any_letter), 7), (any_digit, 2), (all_digits, 1)):
-        shape = tf.where(condition, tf.constant(value, tf.int32), shape)
-    return tf.where(tf.equal(tf.strings.length(raw), 0), tf.constant(7, tf.int32), shape)
 
 
 class TaggerGraph:
@@ -54,25 +36,7 @@ class TaggerGraph:
         self.truncate = pipeline.data["long_sentences"] == "truncate"
         self.text = GraphText(pipeline.stage("tokenizer"), need_offsets=True).attach(module)
         self.vocab = module.vocab_table = lookup_table(tf, pipeline.stage("vocabulary").tokens_, 1)
-        self.features = self.model_stage.feature_names()
-        if "char_ids" in self.features:
-            self.chars = module.char_table = lookup_table(tf, self.model_stage.chars_, 1)
-        if "bigram_ids" in self.features:
-            self.bigrams = module.bigram_table = lookup_table(tf, self.model_stage.bigrams_, 1)
-        if "boundary_ids" in self.features:
-            self.boundary_jieba = _boundary_segmenter(self.model_stage)
-            for name, table in self.boundary_jieba.trackables().items():
-                setattr(module, f"boundary_{name}", table)
-        if "lexicon" in self.features:
-            # word -> its id (1 without word vectors), anything else -> 0 (an empty lexicon
-            # holds only "" -> 0).
-            words = self.model_stage.lexicon_ or [""]
-            if self.model_stage.uses_lexicon_words and self.model_stage.lexicon_:
-                values = self.model_stage.lexicon_ids_of(words)
-            else:
-                values = [1 if w else 0 for w in words]
-            init = tf.lookup.KeyValueTensorInitializer(tf.constant(words, tf.string), tf.constant(values, tf.int64))
-            self.lexicon = module.lexicon_table = tf.lookup.StaticHashTable(init, default_value=0)
+        self.features = [GRAPH_FEATURES[f.name](f, module) for f in self.model_stage.feature_families()]
         tags = self.decoder.tags_
         self.outside = tags.index("O")
         self.prefix_of = tf.constant([_PREFIX_IDS[t[0]] for t in tags], tf.int32)
@@ -86,95 +50,13 @@ class TaggerGraph:
         """Each token normalised character by character (as ``Tokenizer.normalize``)."""
         return self.text.normalize(raw)[0]
 
-    def _boundaries(self, normal):
-        """``RNNTagger._boundaries``: each token's first character's place (1 B, 2 M, 3 E, 4 S)
-        in the jieba word around it, jieba cutting each sentence's tokens joined."""
-        tf = self.tf
-        joined = tf.strings.reduce_join(normal, axis=1)
-        _, starts, ends = self.boundary_jieba.segment(joined)
-        code = tf.strings.unicode_decode(joined, "UTF-8")
-        # Per character of each joined sentence: the start and end of its word.
-        word_len = (ends - starts).flat_values
-        first = tf.repeat(starts.flat_values, word_len)
-        last = tf.repeat(ends.flat_values, word_len) - 1
-        pos = tf.ragged.range(code.row_lengths()).flat_values
-        place = tf.where(tf.equal(first, last), 4, tf.where(tf.equal(pos, first), 1, tf.where(tf.equal(pos, last), 3, 2)))
-        token_len = tf.strings.length(normal.flat_values, unit="UTF8_CHAR")
-        token_start = tf.cumsum(normal.with_flat_values(tf.cast(token_len, tf.int64)), axis=1, exclusive=True)
-        at = tf.gather(code.row_starts(), normal.value_rowids()) + token_start.flat_values
-        return normal.with_flat_values(tf.cast(tf.gather(place, at), tf.int32))
-
     def _inputs(self, raw, normal):
         """Model inputs as ragged ``[sentence][token]`` tensors."""
         tf = self.tf
         inputs = {"token_ids": normal.with_flat_values(tf.cast(self.vocab.lookup(normal.flat_values), tf.int32))}
-        if "char_ids" in self.features:
-            n = self.model_stage.char_max_length
-            chars = tf.strings.unicode_split(raw.flat_values, "UTF-8")
-            length = chars.row_lengths()[:, None]
-            pos = tf.ragged.range(chars.row_lengths())
-            keep = (pos < n // 2) | (pos >= length - (n - n // 2))
-            chars = tf.ragged.boolean_mask(chars, keep)
-            ids = chars.with_flat_values(tf.cast(self.chars.lookup(chars.flat_values), tf.int32))
-            inputs["char_ids"] = tf.RaggedTensor.from_row_splits(ids, raw.row_splits)
-        if "case_ids" in self.features:
-            inputs["case_ids"] = raw.with_flat_values(_shape_ids(tf, raw.flat_values))
-        if "bigram_ids" in self.features:
-            flat = normal.flat_values
-            n_tokens = tf.size(flat, out_type=tf.int64)
-            index = tf.range(n_tokens)
-            rows = normal.value_rowids()
-            first = tf.equal(index, tf.gather(normal.row_starts(), rows))
-            last = tf.equal(index + 1, tf.gather(normal.row_limits(), rows))
-            edge = tf.fill(tf.shape(flat), _BIGRAM_EDGE)
-            prev = tf.where(first, edge, tf.gather(flat, tf.maximum(index - 1, 0)))
-            nxt = tf.where(last, edge, tf.gather(flat, tf.minimum(index + 1, tf.maximum(n_tokens - 1, 0))))
-            left = self.bigrams.lookup(tf.strings.join([prev, flat]))
-            right = self.bigrams.lookup(tf.strings.join([flat, nxt]))
-            inputs["bigram_ids"] = normal.with_flat_values(tf.cast(tf.stack([left, right], axis=1), tf.int32))
-        if "boundary_ids" in self.features:
-            inputs["boundary_ids"] = self._boundaries(normal)
-        if "lexicon" in self.features:
-            flags, ids = self._lexicon_features(normal)
-            inputs["lexicon"] = normal.with_flat_values(flags)
-            if "lexicon_ids" in self.features:
-                inputs["lexicon_ids"] = normal.with_flat_values(ids)
+        for feature in self.features:
+            inputs.update(feature(raw, normal))
         return inputs
-
-    def _lexicon_features(self, normal):
-        """``stages.taggers.lexicon_matrix`` and ``lexicon_word_ids`` of every sentence, one
-        row per token."""
-        from stages.taggers import lexicon_slots
-
-        tf = self.tf
-        flat = normal.flat_values
-        n_tokens = tf.size(flat, out_type=tf.int64)
-        index = tf.range(n_tokens)
-        rows = normal.value_rowids()
-        row_start = tf.gather(normal.row_starts(), rows)
-        row_limit = tf.gather(normal.row_limits(), rows)
-        last = tf.maximum(n_tokens - 1, 0)
-
-        def earlier(values, k):
-            # values[j - k] where token j - k is in j's sentence, else 0.
-            at = index - k
-            return tf.where(at >= row_start, tf.gather(values, tf.maximum(at, 0)), tf.zeros_like(values))
-
-        max_length = self.model_stage.lexicon_max_length
-        columns, begin_ids = [], {}
-        for length in range(2, max_length + 1):
-            # The id of the lexicon word starting at each token (0: none), where it fits in
-            # the token's sentence.
-            word = tf.strings.join([tf.gather(flat, tf.minimum(index + k, last)) for k in range(length)])
-            ids = tf.where(index + length <= row_limit, self.lexicon.lookup(word), tf.zeros_like(index))
-            begin_ids[length] = ids
-            begin = tf.cast(ids > 0, tf.float32)
-            inside = tf.zeros_like(begin)
-            for k in range(1, length - 1):
-                inside = tf.maximum(inside, earlier(begin, k))
-            columns += [begin, inside, earlier(begin, length - 1)]
-        slots = [earlier(begin_ids[length], offset) for _, length, offset in lexicon_slots(max_length)]
-        return tf.stack(columns, axis=1), tf.cast(tf.stack(slots, axis=1), tf.int32)
 
     # -- the whole computation ----------------------------------------------------------------------
     def __call__(self, raw, normal=None):
@@ -326,10 +208,3 @@ class TaggerGraph:
 
     # -- raw text ----------------------------------------------------------------------------------
 
-
-def _boundary_segmenter(model_stage):
-    """The jieba segmenter of the word-boundary feature (jieba's default dictionary, HMM on),
-    as ``RNNTagger._boundaries`` runs it."""
-    from .jieba_graph import GraphJieba
-
-    return GraphJieba(model_stage.boundary_tokenizer(), hmm=True, mode="accurate")
