@@ -28,9 +28,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import codecs
 import collections
 import glob
-import gzip
 import hashlib
 import itertools
 import json
@@ -45,10 +45,15 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None
+
 import numpy as np
 
 from . import readers
-from .errors import BatchError, ConfigError, DataError
+from .errors import BatchError, DataError, KtpError
 from .progress import Progress
 
 log = logging.getLogger("ktp")
@@ -70,6 +75,7 @@ INPUT_FORMATS = ("auto", "text", "jsonl", "tsv", "csv", "conll")
 OUTPUT_FORMATS = ("jsonl", "tsv")
 DEFAULT_CHUNK_SIZE = 2048
 MANIFEST_SUFFIX = ".ktp-resume.json"
+LOCK_SUFFIX = ".lock"
 MANIFEST_VERSION = 1
 # Padded lengths are rounded up to a multiple of this so the model sees few distinct shapes
 # (each new shape can cost a retrace) while padding stays small.
@@ -150,56 +156,24 @@ def _error_row(path, lineno, message):
 
 
 def _read_lines(path, encoding, position, stats):
-    """Yield ``(line_number, line)`` of one file; a line that cannot be decoded, or the point
-    where a file stops being readable (truncated gzip, I/O error), is yielded as a
-    ``readers._BadLine`` holding a DataError so the row parsers pass it on as an error row."""
-    gz = path.endswith(".gz")
-    f = gzip.open(path, "rb") if gz else open(path, "rb")
-    position.file = f.fileobj if gz else f
-    lineno = 0
-    with f:
-        try:
-            for raw in f:
-                lineno += 1
-                try:
-                    line = raw.decode(encoding)
-                except UnicodeDecodeError as err:
-                    yield lineno, readers._BadLine(
-                        readers._error(
-                            path,
-                            lineno,
-                            f"not valid {encoding} (byte {raw[err.start]:#04x} at column {err.start + 1}); "
-                            "fix or re-encode the line, or give the file's encoding with --encoding",
-                        )
-                    )
-                    continue
-                if lineno == 1 and line.startswith("\ufeff"):
-                    line = line[1:]
-                yield lineno, line.rstrip("\r\n")
-        except (EOFError, OSError, zlib.error) as err:
-            reason = "the compressed file is truncated" if isinstance(err, EOFError) else str(err) or type(err).__name__
-            stats["files_cut_short"] += 1
-            yield lineno + 1, readers._BadLine(
-                readers._error(path, lineno + 1, f"the file cannot be read past line {lineno}: {reason}")
-            )
+    """Yield ``(line_number, line)`` of one file (``readers.open_text_lines``: lines end at
+    ``\n``, ``\r\n`` or ``\r``); a line that cannot be decoded, or the point where a file stops
+    being readable (truncated gzip, I/O error), is yielded as a ``readers._BadLine`` holding a
+    DataError so the row parsers pass it on as an error row."""
 
+    def opened(raw):
+        position.file = raw
 
-def _count_blank(lines, fmt, stats):
-    """Pass lines through, counting the blank lines the JSONL / TSV / CSV parsers skip."""
-    in_quotes = False
+    lines = readers.open_text_lines(path, encoding, report_errors=True, hint=_ENCODING_HINT, on_open=opened)
     for lineno, line in lines:
-        if isinstance(line, str):
-            if fmt == "jsonl":
-                blank = not line.strip()
-            elif fmt == "tsv":
-                blank = not line.strip("\t")
-            else:  # csv: blank only outside a quoted field running over several lines
-                blank = not in_quotes and not line.strip(",")
-                if line.count('"') % 2:
-                    in_quotes = not in_quotes
-            if blank:
-                stats["blank_lines_skipped"] += 1
+        if isinstance(line, DataError):
+            if getattr(line, "cut_short", False):
+                stats["files_cut_short"] += 1
+            line = readers._BadLine(line)
         yield lineno, line
+
+
+_ENCODING_HINT = "fix or re-encode the line, or give the file's encoding with --encoding"
 
 
 def iter_rows(files, read_options: dict, position=None, stats=None, conll_reader=None):
@@ -246,15 +220,13 @@ def iter_rows(files, read_options: dict, position=None, stats=None, conll_reader
                 "text_column": read_options.get("text_column", "text"),
                 "header": read_options.get("header", True),
             }
-            if fmt in ("jsonl", "tsv", "csv"):
-                lines = _count_blank(lines, fmt, stats)
             parser = {
                 "text": readers._iter_text,
                 "jsonl": readers._iter_jsonl,
                 "tsv": readers._iter_delimited,
                 "csv": readers._iter_delimited,
             }[fmt]
-            for lineno, text, err in parser(path, lines, options, False):
+            for lineno, text, err in parser(path, lines, options, False, stats):
                 if text is None:
                     yield _error_row(path, lineno, str(err))
                 else:
@@ -266,7 +238,7 @@ def iter_rows(files, read_options: dict, position=None, stats=None, conll_reader
             message = str(err)
             if isinstance(err, (OSError, EOFError, zlib.error)):
                 message = f"{path}: cannot read the file: {getattr(err, 'strerror', None) or err or type(err).__name__}"
-            yield _error_row(path, getattr(err, "lineno", 0), message)
+            yield _error_row(path, getattr(err, "lineno", None) or 0, message)
         finally:
             position.done += size
             position.file = None
@@ -691,13 +663,98 @@ def manifest_path(output: str) -> str:
     return output + MANIFEST_SUFFIX
 
 
+class OutputLock:
+    """An advisory lock (``flock``) on ``OUTPUT.lock``, held for a whole run, so two runs never
+    write the same output (and its manifest) at once: the second fails fast with a BatchError.
+
+    The kernel drops the lock when its process dies, so a killed run leaves no lock that
+    blocks the next one (a stale ``.lock`` file is taken over). Where ``fcntl`` is missing
+    (Windows) runs are not locked.
+
+    Example:
+        >>> with OutputLock("/tmp/ktp-doctest-out.jsonl"):  # doctest: +SKIP
+        ...     pass
+    """
+
+    def __init__(self, output: str):
+        self.output = output
+        self.path = output + LOCK_SUFFIX
+        self.fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def acquire(self) -> "OutputLock":
+        parent = os.path.dirname(os.path.abspath(self.output))
+        if not os.path.isdir(parent):
+            raise BatchError(f"The output's folder {parent} does not exist")
+        if fcntl is None:
+            return self
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise BatchError(f"Cannot create the lock file {self.path}: {err.strerror or err}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_pid(fd)
+                os.close(fd)
+                raise BatchError(
+                    f"Output {self.output} is being written by another run"
+                    + (f" (process {holder})" if holder else "")
+                    + f", which holds {self.path}; wait for it to finish, or choose another --output"
+                ) from None
+            # The run that held the lock may have removed the file just before we locked it:
+            # then lock the file that is there now.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except OSError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)  # still locked, so no other run is using this file
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def _read_pid(fd) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+
+
 def _write_json_atomic(path, data):
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _fingerprint(settings: dict) -> str:
@@ -753,6 +810,11 @@ def read_options_for(pipeline, format=None, text_column=None, header=None, encod
     fmt = format or "auto"
     if fmt not in INPUT_FORMATS:
         raise BatchError(f"format must be one of {', '.join(INPUT_FORMATS)}; got {fmt!r}")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise BatchError(f"encoding {encoding!r} is not a text encoding Python knows (e.g. utf-8, gbk, utf-16)") from None
     column = text_column if text_column is not None else data.get("text_column", "text")
     if isinstance(column, str) and column.isdigit():
         column = int(column)
@@ -865,6 +927,20 @@ def predict_files(
         raise BatchError(f"{output}: compressed output is not supported (it could not be resumed); write plain text and gzip it afterwards")
     manifest_file = manifest_path(output)
     files = _without_own_files(resolve_inputs(inputs), output, manifest_file)
+    with OutputLock(output):
+        return _predict_locked(
+            model, files, output, manifest_file, t0,
+            output_format=output_format, format=format, text_column=text_column, header=header,
+            encoding=encoding, include_text=include_text, batch_size=batch_size, chunk_size=chunk_size,
+            workers=workers, bucketing=bucketing, resume=resume, overwrite=overwrite, progress=progress,
+            progress_stream=progress_stream,
+        )
+
+
+def _predict_locked(model, files, output, manifest_file, t0, *, output_format, format, text_column, header,
+                    encoding, include_text, batch_size, chunk_size, workers, bucketing, resume, overwrite,
+                    progress, progress_stream):
+    """``predict_files`` once the output's lock is held."""
     state = _check_output(output, manifest_file, resume, overwrite)
 
     pipeline, model_dir = _load(model)
@@ -888,6 +964,9 @@ def predict_files(
         "bucketing": bucketing,
     }
     fingerprint = _fingerprint(settings)
+    if state is not None and state.get("chunks_done", 0) == 0:
+        # A run killed before its first chunk was committed: nothing to keep, start afresh.
+        state = None
     if state is not None:
         _check_manifest(state, fingerprint, settings, manifest_file)
 
@@ -897,55 +976,59 @@ def predict_files(
     error_examples = list(state.get("error_examples", [])) if state else []
     resumed_rows = rows_done
 
-    if state:
-        out = open(output, "r+b")
-        out.truncate(state["bytes_done"])  # drop a chunk that was written but not recorded
-        out.seek(state["bytes_done"])
-    else:
-        out = open(output, "wb")
-        head = formatter.header().encode("utf-8")
-        out.write(head)
-    bytes_done = out.tell()
+    def manifest(position_now):
+        return {
+            "version": MANIFEST_VERSION,
+            "fingerprint": fingerprint,
+            "settings": settings,
+            "chunks_done": chunks_done,
+            "rows_done": rows_done,
+            "bytes_done": bytes_done,
+            "position": position_now,
+            "counts": dict(counts),
+            "error_examples": error_examples,
+        }
+
+    try:
+        if state:
+            out = open(output, "r+b")
+            out.truncate(state["bytes_done"])  # drop a chunk that was written but not recorded
+            out.seek(state["bytes_done"])
+            bytes_done = out.tell()
+        else:
+            head = formatter.header().encode("utf-8")
+            bytes_done = len(head)
+            # The manifest comes first, so a run killed at any point from here on (even before
+            # its output exists, or while an old output is still there) resumes: a manifest
+            # with no chunk done means "start again".
+            _write_json_atomic(manifest_file, manifest(0))
+            out = open(output, "wb")
+            out.write(head)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as err:
+        raise _write_error(output, err) from None
 
     def commit(chunk_lines, chunk_errors, n_rows, position_now):
         nonlocal bytes_done, chunks_done, rows_done
         data = "".join(chunk_lines).encode("utf-8")
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
+        try:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        except OSError as err:
+            # The manifest still records the chunks before this one; --resume drops the rest.
+            raise _write_error(output, err) from None
         bytes_done += len(data)
         chunks_done += 1
         rows_done += n_rows
         counts["rows"] += n_rows
         counts["errors"] += len(chunk_errors)
         error_examples.extend(chunk_errors[: max(0, 10 - len(error_examples))])
-        _write_json_atomic(
-            manifest_file,
-            {
-                "version": MANIFEST_VERSION,
-                "fingerprint": fingerprint,
-                "settings": settings,
-                "chunks_done": chunks_done,
-                "rows_done": rows_done,
-                "bytes_done": bytes_done,
-                "position": position_now,
-                "counts": dict(counts),
-                "error_examples": error_examples,
-            },
-        )
-
-    # The manifest exists from the start, so a run killed before its first chunk still resumes.
-    if not state:
-        out.flush()
-        os.fsync(out.fileno())
-        _write_json_atomic(
-            manifest_file,
-            {
-                "version": MANIFEST_VERSION, "fingerprint": fingerprint, "settings": settings,
-                "chunks_done": 0, "rows_done": 0, "bytes_done": bytes_done, "position": 0,
-                "counts": {}, "error_examples": [],
-            },
-        )
+        try:
+            _write_json_atomic(manifest_file, manifest(position_now))
+        except OSError as err:
+            raise _write_error(manifest_file, err) from None
 
     position = _Position()
     file_stats = collections.Counter()
@@ -984,9 +1067,12 @@ def predict_files(
         encoder.close()
     except BaseException:
         encoder.terminate()
-        out.close()
+        _close_quietly(out)
         raise
-    out.close()
+    try:
+        out.close()
+    except OSError as err:
+        raise _write_error(output, err) from None
     bar.update(rows_done, total_bytes, force=True)
     bar.close()
     os.remove(manifest_file)
@@ -1020,6 +1106,21 @@ def predict_files(
     }
 
 
+def _write_error(path, err: OSError) -> BatchError:
+    reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return BatchError(
+        f"Cannot write {path}: {reason}. The chunks finished before this one are saved: fix the cause "
+        "(e.g. free disk space) and rerun with --resume"
+    )
+
+
+def _close_quietly(f):
+    try:
+        f.close()
+    except OSError:
+        pass  # already failing: the first error is the one to report
+
+
 def _finish(item, runner, formatter, encoder, commit, bar, rows_done, timings):
     chunk, handle, position_now = item
     t0 = time.perf_counter()
@@ -1037,7 +1138,7 @@ def _finish(item, runner, formatter, encoder, commit, bar, rows_done, timings):
 
 def _without_own_files(files, output, manifest_file):
     """Leave out the job's own output and manifest (an output written into an input folder)."""
-    own = {os.path.abspath(p) for p in (output, manifest_file, manifest_file + ".tmp")}
+    own = {os.path.abspath(p) for p in (output, manifest_file, manifest_file + ".tmp", output + LOCK_SUFFIX)}
     kept = [f for f in files if os.path.abspath(f) not in own]
     if len(kept) < len(files):
         log.info("Leaving the job's own output and manifest out of the inputs")
@@ -1057,7 +1158,12 @@ def _want_progress(progress, stream):
 
 
 def _check_output(output, manifest_file, resume, overwrite):
-    """Decide how to treat an existing output; returns the manifest to resume from, or None."""
+    """Decide how to treat an existing output; returns the manifest to resume from, or None.
+
+    Called with the output's lock held, so no other run changes the two files meanwhile. A
+    manifest with no chunk done (a run killed before its first commit) resumes as a fresh run,
+    whether or not its output was created.
+    """
     has_output = os.path.exists(output)
     has_manifest = os.path.exists(manifest_file)
     if os.path.isdir(output):
@@ -1070,8 +1176,12 @@ def _check_output(output, manifest_file, resume, overwrite):
             try:
                 with open(manifest_file, encoding="utf-8") as f:
                     state = json.load(f)
+                if not isinstance(state, dict):
+                    raise ValueError("not a JSON object")
             except (OSError, ValueError) as err:
                 raise BatchError(f"Cannot resume: {manifest_file} is unreadable ({err}); rerun with --overwrite") from None
+            if not state.get("chunks_done"):
+                return state
             if not has_output:
                 raise BatchError(f"Cannot resume: {manifest_file} exists but the output {output} is gone; rerun with --overwrite")
             if os.path.getsize(output) < state.get("bytes_done", 0):
@@ -1089,8 +1199,8 @@ def _check_output(output, manifest_file, resume, overwrite):
             f"Output {output} already exists as {what}; pass --resume to continue an unfinished run "
             "or --overwrite to replace it"
         )
-    if has_manifest:
-        os.remove(manifest_file)
+    # With overwrite, an old manifest stays until the new run replaces it (before it touches
+    # the output), so a run killed in between leaves a state that still resumes.
     return None
 
 
@@ -1128,6 +1238,11 @@ def format_summary(summary: dict) -> str:
     rate = summary.get("rows_per_second")
     timing = f"{summary['seconds']:.1f}s" + (f", {rate:,.0f} rows/s" if rate is not None else "")
     return f"ktp predict: {', '.join(parts)} in {timing} -> {summary['output']}"
+
+
+def _one_line(err) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 1000 else text[:1000] + " ..."
 
 
 def _beam_option(value):
@@ -1169,7 +1284,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                        help="show progress even when stderr is not a terminal")
     if not any(a.dest == "quiet" for a in parser._actions):
         shown.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary line")
-    beam = parser.add_argument_group("Apache Beam (pip install 'keras-text-pipeline[beam]')")
+    beam = parser.add_argument_group('Apache Beam (pip install -e ".[beam]")')
     beam.add_argument("--runner", choices=("local", "beam"), default="local",
                       help="local (default): this machine; beam: an Apache Beam pipeline")
     beam.add_argument("--beam-option", action="append", default=[], type=_beam_option, metavar="KEY=VALUE",
@@ -1226,8 +1341,10 @@ def predict_command(args) -> int:
                 progress=False if quiet else args.progress,
                 **common,
             )
-    except (BatchError, ConfigError, DataError, FileNotFoundError, ImportError) as err:
-        print(f"ktp predict: error: {err}", file=sys.stderr)
+    except (KtpError, OSError, ImportError) as err:
+        # Every error the job raises on purpose, and the system's (a full disk, a folder that
+        # cannot be written): one line, no traceback.
+        print(f"ktp predict: error: {_one_line(err)}", file=sys.stderr)
         return 2
     if args.summary_json:
         with open(args.summary_json, "w", encoding="utf-8") as f:

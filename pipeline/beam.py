@@ -1,4 +1,4 @@
-"""Batch prediction as an Apache Beam pipeline (optional extra: ``pip install 'keras-text-pipeline[beam]'``).
+"""Batch prediction as an Apache Beam pipeline (optional extra: ``pip install -e ".[beam]"``).
 
 The Beam job does what ``pipeline.batch.predict_files`` does on one machine, spread over Beam
 workers:
@@ -28,8 +28,10 @@ import time
 
 from .batch import (
     DEFAULT_CHUNK_SIZE,
+    LOCK_SUFFIX,
     OUTPUT_FORMATS,
     BatchError,
+    OutputLock,
     RowFormatter,
     Runner,
     iter_rows,
@@ -45,7 +47,7 @@ except ImportError:  # the optional extra is not installed
     beam = None
     ModelHandler = object
 
-INSTALL_HINT = "The Beam runner needs Apache Beam: pip install 'keras-text-pipeline[beam]' (or pip install apache-beam)"
+INSTALL_HINT = 'The Beam runner needs Apache Beam: pip install -e ".[beam]" (or pip install apache-beam)'
 NAMESPACE = "ktp"
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 DEFAULT_RUNNER = "FnApiRunner"
@@ -193,7 +195,50 @@ def run_beam(
 
     Returns:
         A summary dict like ``predict_files``'s, with ``shards`` (the files written).
+
+    Raises:
+        BatchError: shards exist (without ``overwrite``), or another run holds ``OUTPUT.lock``.
     """
+    require_beam()
+    with OutputLock(os.fspath(output)):
+        return _run_beam(
+            model_dir, inputs, output,
+            beam_options=beam_options,
+            output_format=output_format,
+            format=format,
+            text_column=text_column,
+            header=header,
+            encoding=encoding,
+            include_text=include_text,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            bucketing=bucketing,
+            num_shards=num_shards,
+            overwrite=overwrite,
+            merge=merge,
+        )
+
+
+def _run_beam(
+    model_dir,
+    inputs,
+    output: str,
+    *,
+    beam_options=(),
+    output_format: str | None = None,
+    format: str | None = None,
+    text_column=None,
+    header: bool | None = None,
+    encoding: str | None = None,
+    include_text: bool = False,
+    batch_size: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    bucketing: bool = True,
+    num_shards: int = 0,
+    overwrite: bool = False,
+    merge: bool = False,
+) -> dict:
+    """``run_beam`` with the output's lock held."""
     require_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -211,7 +256,8 @@ def run_beam(
         raise BatchError(f"Output shards already exist ({old[0]}, ...); pass --overwrite to replace them")
     for path in old:
         os.remove(path)
-    files = resolve_inputs(inputs)
+    lock_file = os.path.abspath(output + LOCK_SUFFIX)
+    files = [f for f in resolve_inputs(inputs) if os.path.abspath(f) != lock_file]
 
     # Reading options and the TSV header come from the pipeline itself; only a TSV output
     # needs the model here (to learn the answer fields).

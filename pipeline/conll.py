@@ -19,14 +19,15 @@ Every error names the file and line. Bad sentences raise ``DataError`` by defaul
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from stages.base import check_choice, check_str
 
+from stages.errors import short_repr
+
 from .errors import ConfigError, DataError
-from .readers import Corpus, open_text_lines
+from .readers import Corpus, json_line, open_text_lines
 from stages.tag_schemes import SCHEMES, parse_tag
 
 DOCSTART = "-DOCSTART-"
@@ -78,9 +79,7 @@ class TaggedCorpus(Corpus):
 
 
 def _error(path, lineno, message):
-    err = DataError(f"{path}:{lineno}: {message}")
-    err.path, err.lineno = path, lineno
-    return err
+    return DataError(f"{path}:{lineno}: {message}", path=path, lineno=lineno)
 
 
 def read_tagged(path: str, options: dict, need_tags: bool = True) -> TaggedCorpus:
@@ -164,7 +163,7 @@ def _iter_columns(path, options, need_tags):
                 lineno,
                 f"expected at least {needed} columns (token column {token_col}"
                 + (f", tag column {tag_col}" if need_tags else "")
-                + f"), found {len(columns)}: {line!r}; fix the line or set data.token_column / data.tag_column",
+                + f"), found {len(columns)}: {short_repr(line, 120)}; fix the line or set data.token_column / data.tag_column",
             )
             continue
         tokens.append(columns[token_col])
@@ -198,9 +197,9 @@ def _iter_jsonl(path, options, need_tags):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            yield lineno, None, None, _error(path, lineno, f"not valid JSON ({err.msg})")
+            obj = json_line(line)
+        except ValueError as err:
+            yield lineno, None, None, _error(path, lineno, str(err))
             continue
         try:
             yield (lineno, *_record(obj, token_key, tag_key, text_key, spans_key, scheme, need_tags), None)
@@ -251,14 +250,14 @@ def check_spans(text: str, entities, key: str = "entities") -> list[dict]:
         elif isinstance(e, (list, tuple)) and len(e) == 3:
             start, end, type_ = e
         else:
-            raise ValueError(f"entity {e!r} must be {{'start', 'end', 'type'}} or [start, end, type]")
+            raise ValueError(f"entity {short_repr(e, 120)} must be {{'start', 'end', 'type'}} or [start, end, type]")
         if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or not isinstance(end, int):
-            raise ValueError(f"entity {e!r}: start and end must be integer character offsets")
+            raise ValueError(f"entity {short_repr(e, 120)}: start and end must be integer character offsets")
         if not isinstance(type_, str) or not re.fullmatch(r"[^\s]+", type_):
-            raise ValueError(f"entity {e!r}: type must be a non-empty string without spaces")
+            raise ValueError(f"entity {short_repr(e, 120)}: type must be a non-empty string without spaces")
         if not 0 <= start < end <= len(text):
             raise ValueError(
-                f"entity {e!r} lies outside the text (it has {len(text)} characters; spans are [start, end) offsets with start < end)"
+                f"entity {short_repr(e, 120)} lies outside the text (it has {len(text)} characters; spans are [start, end) offsets with start < end)"
             )
         spans.append({"start": start, "end": end, "type": type_})
     spans.sort(key=lambda s: (s["start"], s["end"]))

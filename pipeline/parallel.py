@@ -15,12 +15,13 @@ Rows that cannot be read (bad encoding, wrong column count) follow ``data.on_err
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 
+from stages.errors import short_repr
+
 from .errors import DataError
-from .readers import open_text_lines
+from .readers import CsvRecords, _BadLine, _pass_errors, open_text_lines
 
 
 @dataclass
@@ -49,9 +50,7 @@ class ParallelCorpus:
 
 
 def _error(path, lineno, message):
-    err = DataError(f"{path}:{lineno}: {message}")
-    err.path, err.lineno = path, lineno
-    return err
+    return DataError(f"{path}:{lineno}: {message}", path=path, lineno=lineno)
 
 
 def aligned_paths(prefix: str, options: dict) -> tuple[str, str]:
@@ -162,36 +161,17 @@ def _column(path, header, column, what):
     if header is None:
         raise DataError(f"{path}: data.{what} is the name {column!r} but data.header is false; give a 0-based column number")
     if column not in header:
-        raise DataError(f"{path}:1: data.{what} {column!r} is not one of the header columns {header}")
+        raise DataError(f"{path}:1: data.{what} {column!r} is not one of the header columns {short_repr(header)}")
     return header.index(column)
 
 
 def _delimited_rows(path, options):
-    """Yield ``(line_number, row or DataError)``."""
-    encoding = options.get("encoding", "utf-8")
-    lines = open_text_lines(path, encoding, report_errors=True)
+    """``(line_number, fields or readers._BadLine)`` of a TSV / CSV file; CSV records follow the
+    one rule of ``readers.CsvRecords`` (set its ``width`` once the column count is known)."""
+    lines = _pass_errors(open_text_lines(path, options.get("encoding", "utf-8"), report_errors=True))
     if options.get("format") == "tsv":
-        for lineno, line in lines:
-            yield lineno, line if isinstance(line, DataError) else line.split("\t")
-        return
-    # CSV: quoted fields may span lines; csv.reader counts the lines it consumed.
-    state = {"lineno": 0}
-
-    def feed():
-        for lineno, line in lines:
-            if isinstance(line, DataError):
-                raise line
-            state["lineno"] = lineno
-            yield line + "\n"  # csv keeps the line breaks inside quoted fields
-
-    reader = csv.reader(feed())
-    start = 1
-    try:
-        for row in reader:
-            yield start, row
-            start = state["lineno"] + 1
-    except csv.Error as err:
-        raise _error(path, start, f"not valid CSV ({err})") from None
+        return ((n, line if isinstance(line, _BadLine) else line.split("\t")) for n, line in lines)
+    return CsvRecords(path, lines)
 
 
 def _read_delimited(path, options, need_targets):
@@ -201,18 +181,23 @@ def _read_delimited(path, options, need_targets):
     width = None
     src_idx = tgt_idx = None
     extra_idx = []
-    for lineno, row in _delimited_rows(path, options):
-        if isinstance(row, DataError):
-            _keep_or_raise(corpus, row, options)
-            continue
-        if header is None and options.get("header", True) and width is None:
-            header = [c.strip() for c in row]
-            width = len(header)
+    rows = _delimited_rows(path, options)
+    for lineno, row in rows:
+        if isinstance(row, _BadLine):
+            _keep_or_raise(corpus, row.error, options)
             continue
         if not any(c.strip() for c in row):
             continue  # a blank line between rows
+        if header is None and options.get("header", True) and width is None:
+            header = [c.strip() for c in row]
+            width = len(header)
+            if isinstance(rows, CsvRecords):
+                rows.width = width
+            continue
         if width is None:
             width = len(row)
+            if isinstance(rows, CsvRecords):
+                rows.width = width
         if src_idx is None:
             src_idx = _column(path, header, options.get("source_column", "source"), "source_column")
             tgt_idx = _column(path, header, options.get("target_column", "target"), "target_column") if need_targets else None

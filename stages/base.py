@@ -12,7 +12,7 @@ import inspect
 import math
 import os
 
-from .errors import ConfigError, NotFittedError, unknown_key_error
+from .errors import ConfigError, DataError, NotFittedError, short_repr, unknown_key_error
 
 
 class Stage:
@@ -103,6 +103,44 @@ class Stage:
         return f"{type(self).__name__}({args})"
 
 
+def read_asset_lines(path: str, what: str) -> list[str]:
+    """The lines of a plain-text asset written one item a line (``vocab.txt``, ``labels.txt``).
+
+    Args:
+        path: the file.
+        what: what it holds, for the message when it is missing.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        DataError: it is a symbolic link, is not UTF-8, or repeats a line (naming the line).
+    """
+    if os.path.islink(path):
+        raise DataError(f"{path} is a symbolic link; a saved pipeline's assets must be plain files", path=path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: {what}")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8; the file is damaged", path=path, lineno=line) from None
+    items = text.split("\n")
+    if items and items[-1] == "":
+        items.pop()
+    first = {}
+    for i, item in enumerate(items, start=1):
+        if item in first:
+            raise DataError(
+                f"{path}:{i}: repeats {short_repr(item, 80)} (first on line {first[item]}); each line must be "
+                "different (the file is damaged or was edited)",
+                path=path,
+                lineno=i,
+            )
+        first[item] = i
+    return items
+
+
 def _plain(value):
     """Tuples become lists so configs compare equal after a YAML round trip."""
     if isinstance(value, tuple):
@@ -112,6 +150,28 @@ def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+# -- size limits ------------------------------------------------------------------------------
+# Upper bounds of the size options, checked at construction (so ``ktp validate`` refuses a
+# config whose model could never fit in memory, and the error names the limit). Each is far
+# above any model this project trains; raising one is a one-line change.
+#: Recurrent units per layer (and direction): an LSTM this wide has over a billion weights.
+MAX_UNITS = 16_384
+#: Stacked recurrent layers.
+MAX_LAYERS = 64
+#: Units of one dense layer.
+MAX_DENSE_UNITS = 65_536
+#: Embedding vector size.
+MAX_DIM = 16_384
+#: Vocabulary entries (``max_size``).
+MAX_VOCABULARY = 10_000_000
+#: Tokens kept per text (``max_length``).
+MAX_LENGTH = 1_000_000
+#: Networks in one ensemble.
+MAX_ENSEMBLE = 64
+#: Texts per training or prediction batch.
+MAX_BATCH = 1 << 20
 
 
 # -- validators -------------------------------------------------------------------------------

@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, short_repr
 from .registry import register
 
-from .base import Stage, check_bool, check_float, check_int
+from .base import Stage, check_bool, check_float, check_int, read_asset_lines
 
 
 @register("decoder", "label")
@@ -51,6 +51,10 @@ class LabelDecoder(Stage):
             raise DataError(
                 f"Training data has {len(seen)} distinct label(s) {sorted(seen)}; a classifier needs at least 2"
             )
+        broken = next((label for label in sorted(seen) if "\n" in label or "\r" in label), None)
+        if broken is not None:
+            # labels.txt holds one label a line.
+            raise DataError(f"The label {short_repr(broken, 80)} holds a line break; labels must be one line each")
         self.labels_ = sorted(seen)
         self._index = {label: i for i, label in enumerate(self.labels_)}
         return self
@@ -61,7 +65,7 @@ class LabelDecoder(Stage):
                 return [target] if target else []
             return [str(t) for t in target]
         if isinstance(target, (list, tuple)):
-            raise DataError(f"Got a list of labels {target!r}; set decoder multi_label: true for multi-label data")
+            raise DataError(f"Got a list of labels {short_repr(target)}; set decoder multi_label: true for multi-label data")
         return [str(target)]
 
     def encode(self, targets) -> np.ndarray:
@@ -81,8 +85,10 @@ class LabelDecoder(Stage):
         try:
             return self._index[label]
         except KeyError:
+            known = ", ".join(self.labels_)
             raise DataError(
-                f"Label {label!r} was not seen in training; known labels: {', '.join(self.labels_)}"
+                f"Label {short_repr(label, 80)} was not seen in training; known labels: "
+                + (known if len(known) <= 300 else known[:300] + " ...")
             ) from None
 
     def transform(self, batch):
@@ -118,12 +124,15 @@ class LabelDecoder(Stage):
             f.write("\n".join(self.labels_) + "\n")
 
     def load_assets(self, directory):
+        """Read ``labels.txt``: one label a line, none twice.
+
+        Raises:
+            FileNotFoundError: the file is missing.
+            DataError: it is empty, repeats a label or is not UTF-8 (naming the file).
+        """
         path = os.path.join(directory, "labels.txt")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} is missing: the saved pipeline's label list")
-        with open(path, encoding="utf-8", newline="\n") as f:
-            labels = f.read().split("\n")
-        if labels and labels[-1] == "":
-            labels.pop()
+        labels = read_asset_lines(path, "the saved pipeline's label list")
+        if not labels:
+            raise DataError(f"{path} lists no labels", path=path)
         self.labels_ = labels
         self._index = {label: i for i, label in enumerate(labels)}

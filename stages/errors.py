@@ -49,13 +49,83 @@ class ConfigError(KtpError, ValueError):
         msg = f"{full} {self.requirement}" if full else self.requirement
         if self.received is not ConfigError._NOTHING:
             name = self.key.split(".")[-1] if self.key else "value"
-            msg += f". Received: {name}={self.received!r}"
+            msg += f". Received: {name}={short_repr(self.received)}"
         return msg
 
     def under(self, prefix: str) -> "ConfigError":
         """Return the same error with ``prefix`` put in front of its path."""
         path = ".".join(p for p in (prefix, self.path) if p)
         return ConfigError(self.key, self.requirement, self.received, path)
+
+
+#: About how many characters of a received value an error message shows.
+REPR_LIMIT = 200
+_MAX_REPR_DEPTH = 20
+
+
+class _Full(Exception):
+    pass
+
+
+def short_repr(value, limit: int = REPR_LIMIT) -> str:
+    """``repr(value)``, cut at ``limit`` characters with a note saying so.
+
+    Containers are walked only as far as needed, so a huge value (or one that a YAML alias
+    repeats a billion times over) costs no more than ``limit`` characters of work, and a value
+    nested deeper than 20 levels shows ``...`` below that.
+
+    Example:
+        >>> short_repr([1, "a"])
+        "[1, 'a']"
+        >>> short_repr("x" * 500, limit=10)
+        "'xxxxxxxxx... (500 characters; cut at 10)"
+    """
+    out = []
+    room = [limit + 1]
+
+    def emit(text):
+        out.append(text[: room[0]])
+        room[0] -= len(text)
+        if room[0] <= 0:
+            raise _Full
+
+    def walk(v, depth):
+        kind = type(v)
+        if kind in (list, tuple, dict, set) and depth >= _MAX_REPR_DEPTH:
+            emit("...")
+        elif kind is list or kind is tuple or kind is set:
+            if kind is set and not v:
+                emit("set()")
+                return
+            opening, closing = {list: "[]", tuple: "()", set: "{}"}[kind]
+            emit(opening)
+            for i, item in enumerate(v):
+                if i:
+                    emit(", ")
+                walk(item, depth + 1)
+            if kind is tuple and len(v) == 1:
+                emit(",")
+            emit(closing)
+        elif kind is dict:
+            emit("{")
+            for i, (key, item) in enumerate(v.items()):
+                if i:
+                    emit(", ")
+                walk(key, depth + 1)
+                emit(": ")
+                walk(item, depth + 1)
+            emit("}")
+        elif kind is str:
+            emit(repr(v[: limit + 1]))
+        else:
+            emit(repr(v))
+
+    try:
+        walk(value, 0)
+    except _Full:
+        size = f"{len(value)} characters; " if isinstance(value, str) else ""
+        return "".join(out)[:limit] + f"... ({size}cut at {limit})"
+    return "".join(out)
 
 
 def unknown_key_error(key: str, allowed, path: str = "") -> ConfigError:

@@ -6,11 +6,21 @@ import os
 
 import keras
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 from .registry import register
 
-from .base import Stage, check_bool, check_choice, check_float, check_int
+from .base import (
+    MAX_DENSE_UNITS,
+    MAX_ENSEMBLE,
+    MAX_LAYERS,
+    MAX_UNITS,
+    Stage,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+)
 from .layers import AttentionPooling, MaskedPooling, NgramBag, TokenDropout
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -91,8 +101,8 @@ class RecurrentModel(Stage):
 
     def _validate_common(self):
         check_choice("cell", self.cell, tuple(CELLS))
-        check_int("units", self.units, minimum=1)
-        check_int("layers", self.layers, minimum=1)
+        check_int("units", self.units, minimum=1, maximum=MAX_UNITS)
+        check_int("layers", self.layers, minimum=1, maximum=MAX_LAYERS)
         check_bool("bidirectional", self.bidirectional)
         check_float("dropout", self.dropout, 0.0, 1.0)
         check_float("recurrent_dropout", self.recurrent_dropout, 0.0, 1.0)
@@ -176,11 +186,29 @@ class RecurrentModel(Stage):
     def load_assets(self, directory):
         from . import layers  # noqa: F401  (registers the custom layers before loading)
 
-        path = os.path.join(directory, "model.keras")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} is missing: the saved pipeline's Keras model")
-        # safe_mode refuses Lambda layers and other serialized code.
-        self.model_ = keras.saving.load_model(path, safe_mode=True)
+        self.model_ = load_keras_model(os.path.join(directory, "model.keras"))
+
+
+def load_keras_model(path: str):
+    """Load a ``model.keras`` file in Keras' safe mode, which refuses Lambda layers and other
+    serialized code; every failure (refused, damaged, not a Keras file) is a one-line
+    DataError naming the file.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        DataError: it is a symbolic link or cannot be loaded.
+    """
+    if os.path.islink(path):
+        raise DataError(f"{path} is a symbolic link; a saved pipeline's assets must be plain files", path=path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: the saved pipeline's Keras model")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a tampered file)
+        text = " ".join(str(err).split())
+        if len(text) > 300:
+            text = text[:300] + " ..."
+        raise DataError(f"{path} cannot be loaded (safe mode): {type(err).__name__}: {text}", path=path) from err
 
 
 def _vocab_size(input_layer) -> int:
@@ -279,16 +307,22 @@ class RNNClassifier(RecurrentModel):
 
     def _validate(self):
         self._validate_common()
-        check_int("ensemble", self.ensemble, minimum=1)
+        check_int("ensemble", self.ensemble, minimum=1, maximum=MAX_ENSEMBLE)
         check_float("token_dropout", self.token_dropout, 0.0, 1.0)
         check_int("ngrams", self.ngrams, minimum=0, maximum=5)
         check_int("ngram_buckets", self.ngram_buckets, minimum=2, maximum=1 << 24)
         check_float("ngram_scale", self.ngram_scale, 0.0, open_min=True)
         check_choice("pooling", self.pooling, POOLINGS)
-        if not isinstance(self.dense_units, (list, tuple)) or any(
-            isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in self.dense_units
+        if (
+            not isinstance(self.dense_units, (list, tuple))
+            or len(self.dense_units) > MAX_LAYERS
+            or any(isinstance(u, bool) or not isinstance(u, int) or not 1 <= u <= MAX_DENSE_UNITS for u in self.dense_units)
         ):
-            raise ConfigError("dense_units", "must be a list of positive integers", self.dense_units)
+            raise ConfigError(
+                "dense_units",
+                f"must be a list of at most {MAX_LAYERS} integers, each >= 1 and <= {MAX_DENSE_UNITS}",
+                self.dense_units,
+            )
 
     def build(self, input_layer, n_outputs: int, multi_label: bool = False, initial_weights=None, member=None):
         """Build and compile the Keras model.

@@ -34,17 +34,59 @@ def register(kind: str, name: str):
 
 
 def get(kind: str, name: str, path: str = "") -> type:
-    """Return the class registered under ``kind``/``name`` or raise a ConfigError."""
+    """Return the class registered under ``kind``/``name`` or raise a ConfigError that suggests
+    the closest registered name.
+
+    Example:
+        >>> get("tokenizer", "jeiba", "stages.tokenizer")
+        Traceback (most recent call last):
+        ...
+        stages.errors.ConfigError: stages.tokenizer.type must name a registered tokenizer. Did you mean 'jieba'? One of: char, jieba, nltk, whitespace. Received: type='jeiba'
+    """
     _load_builtin_stages()
-    names = _REGISTRY[kind]
-    if name not in names:
-        raise ConfigError(
-            "type",
-            f"must name a registered {kind}: one of {', '.join(sorted(names))}",
-            name,
-            path,
-        )
-    return names[name]
+    if kind not in _REGISTRY:
+        raise ValueError(f"Unknown stage kind {kind!r}; expected one of {KINDS}")
+    known = _REGISTRY[kind]
+    if not isinstance(name, str) or name not in known:
+        raise ConfigError("type", registered_requirement(f"a registered {kind}", name, known), name, path)
+    return known[name]
+
+
+def did_you_mean(name, candidates) -> str:
+    """`` Did you mean 'x'?`` for the registered name closest to ``name`` (a typo such as
+    ``jeiba``, or another case such as ``GRU``), or ``""`` when none is close.
+
+    Example:
+        >>> did_you_mean("jeiba", ["jieba", "char"])
+        " Did you mean 'jieba'?"
+    """
+    import difflib
+
+    if not isinstance(name, str):
+        return ""
+    candidates = sorted(candidates)
+    lowered = {c.lower(): c for c in candidates}
+    if name.lower() in lowered:
+        return f" Did you mean '{lowered[name.lower()]}'?"
+    hint = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" Did you mean '{lowered[hint[0]]}'?" if hint else ""
+
+
+def registered_requirement(what: str, name, known) -> str:
+    """The requirement of a ConfigError for an unknown registered name, with the closest one:
+    ``must name a registered tokenizer. Did you mean 'jieba'? One of: char, jieba, ...``
+    (``must name ...: one of ...`` when none is close)."""
+    listed = ", ".join(sorted(known))
+    hint = did_you_mean(name, known)
+    return f"must name {what}.{hint} One of: {listed}" if hint else f"must name {what}: one of {listed}"
+
+
+def find_kind(name: str) -> str | None:
+    """The kind a stage type is registered under (the first, in ``KINDS`` order), or None."""
+    _load_builtin_stages()
+    if not isinstance(name, str):
+        return None
+    return next((kind for kind in KINDS if name in _REGISTRY[kind]), None)
 
 
 def names(kind: str | None = None) -> dict[str, list[str]] | list[str]:

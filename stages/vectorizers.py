@@ -19,14 +19,14 @@ import numpy as np
 from .errors import ConfigError, DataError
 from .registry import register
 
-from .base import Stage, check_bool, check_choice, check_int, check_str
+from .base import MAX_DIM, MAX_LENGTH, Stage, check_bool, check_choice, check_int, check_str
 
 
 class Vectorizer(Stage):
     """Shared padding and truncation of id sequences."""
 
     def _validate_common(self):
-        check_int("max_length", self.max_length, minimum=1, allow_none=True)
+        check_int("max_length", self.max_length, minimum=1, maximum=MAX_LENGTH, allow_none=True)
         check_choice("truncation", self.truncation, ("post", "pre"))
         check_choice("padding", self.padding, ("post", "pre"))
         check_bool("mask", self.mask)
@@ -144,7 +144,7 @@ class EmbeddingVectorizer(Vectorizer):
 
     def _validate(self):
         self._validate_common()
-        check_int("dim", self.dim, minimum=1, allow_none=self.pretrained is not None)
+        check_int("dim", self.dim, minimum=1, maximum=MAX_DIM, allow_none=self.pretrained is not None)
         check_str("pretrained", self.pretrained, allow_none=True)
         check_choice("pretrained_format", self.pretrained_format, self.FORMATS)
         check_bool("trainable", self.trainable)

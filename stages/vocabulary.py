@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .registry import register
 
-from .base import Stage, check_int, check_str_list
+from .base import MAX_VOCABULARY, Stage, check_int, check_str_list, read_asset_lines
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -47,11 +47,13 @@ class Vocabulary(Stage):
     def _validate(self):
         check_str_list("reserved", self.reserved)
         specials = 2 + len(self.reserved)
-        check_int("max_size", self.max_size, minimum=specials + 1, allow_none=True)
+        check_int("max_size", self.max_size, minimum=specials + 1, maximum=MAX_VOCABULARY, allow_none=True)
         check_int("min_freq", self.min_freq, minimum=1)
         clash = {PAD, UNK} & set(self.reserved)
         if clash or len(set(self.reserved)) != len(self.reserved):
             raise ConfigError("reserved", "must not repeat a token or name <pad> / <unk>", self.reserved)
+        if any("\n" in t or "\r" in t for t in self.reserved):
+            raise ConfigError("reserved", "must be tokens without line breaks (vocab.txt holds one token a line)", self.reserved)
 
     @property
     def specials(self) -> list[str]:
@@ -149,13 +151,16 @@ class Vocabulary(Stage):
             f.write("\n".join(self.tokens_) + "\n")
 
     def load_assets(self, directory):
+        """Read ``vocab.txt``: the special tokens first, no token twice, at most ``max_size``.
+
+        Raises:
+            FileNotFoundError: the file is missing.
+            DataError: it breaks one of those rules or is not UTF-8 (naming the file).
+        """
         path = os.path.join(directory, "vocab.txt")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} is missing: the saved pipeline's vocabulary")
-        with open(path, encoding="utf-8", newline="\n") as f:
-            tokens = f.read().split("\n")
-        if tokens and tokens[-1] == "":
-            tokens.pop()
+        tokens = read_asset_lines(path, "the saved pipeline's vocabulary")
         if tokens[: len(self.specials)] != self.specials:
-            raise ValueError(f"{path} does not start with the special tokens {self.specials}")
+            raise DataError(f"{path} does not start with the special tokens {self.specials}", path=path)
+        if self.max_size is not None and len(tokens) > self.max_size:
+            raise DataError(f"{path} holds {len(tokens)} tokens, more than max_size {self.max_size}", path=path)
         self._set_tokens(tokens)

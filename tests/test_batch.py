@@ -423,3 +423,66 @@ def test_predict_files_leaves_its_own_output_out_of_an_input_folder(tmp_path, pi
     out = str(tmp_path / "out.txt")
     predict_files(pipeline, str(tmp_path), out, workers=0)
     assert [os.path.basename(r["file"]) for r in _rows(out)] == ["a.txt", "a.txt"]
+
+
+# -- reliability: line endings, CSV quotes, locks and write errors -----------------------------------
+def test_predict_files_reads_cr_only_csv_with_an_unbalanced_quote_row_by_row(tmp_path, pipeline):
+    rows = ["label,text", 'neg,the 5" screen', "pos,好看", 'neg,"太差', "pos,不错", "neg,很差"]
+    (tmp_path / "in.csv").write_bytes("\r".join(rows).encode("utf-8") + b"\r")
+    summary = predict_files(pipeline, str(tmp_path / "in.csv"), str(tmp_path / "out.jsonl"), workers=0, format="csv")
+    out = _rows(tmp_path / "out.jsonl")
+    assert [r["line"] for r in out] == [2, 3, 4, 5, 6] and ["error" in r for r in out] == [False, False, True, False, False]
+    assert summary["rows"] == 5 and summary["errors"] == 1
+
+
+def test_predict_files_counts_blank_csv_lines_but_not_blank_lines_inside_quotes(tmp_path, pipeline):
+    (tmp_path / "in.csv").write_text('text\n"好\n\n看"\n\n差\n', encoding="utf-8")
+    summary = predict_files(pipeline, str(tmp_path / "in.csv"), str(tmp_path / "out.jsonl"), workers=0)
+    assert [r["line"] for r in _rows(tmp_path / "out.jsonl")] == [2, 6]
+    assert summary["blank_lines_skipped"] == 1 and summary["errors"] == 0
+
+
+def test_predict_files_refuses_an_unknown_encoding(tmp_path, pipeline):
+    src = _write(tmp_path / "in.txt", ["好"])
+    with pytest.raises(BatchError, match="encoding 'klingon' is not a text encoding"):
+        predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0, encoding="klingon")
+
+
+def test_predict_files_second_writer_fails_fast_and_leaves_the_first_output_alone(tmp_path, model_dir):
+    src = _write(tmp_path / "in.txt", _texts(200))
+    out = str(tmp_path / "out.jsonl")
+    # Another process that holds the lock as a run does (flock on OUTPUT.lock, its pid inside).
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1] + '.lock', os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d\\n' % os.getpid()); "
+            "open(sys.argv[1], 'w').write('first run\\n'); print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, out], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BatchError, match=rf"being written by another run \(process {holder.pid}\)"):
+            predict_files(model_dir, src, out, workers=0, overwrite=True)
+        assert (tmp_path / "out.jsonl").read_text() == "first run\n"
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    predict_files(model_dir, src, out, workers=0, overwrite=True)  # the kernel dropped the dead run's lock
+    assert len(_rows(out)) == 200
+
+
+def test_predict_command_prints_a_full_disk_as_one_line(tmp_path, model_dir, capsys, monkeypatch):
+    import builtins
+    import errno
+
+    src = _write(tmp_path / "in.txt", ["好", "差"])
+    out = str(tmp_path / "out.jsonl")
+    real_open = builtins.open
+
+    def opener(file, mode="r", *a, **k):
+        if file == out and "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device", file)
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", opener)
+    assert predict_command(_parse([model_dir, "-i", src, "-o", out, "--workers", "0"])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ktp predict: error: Cannot write") and "No space left on device" in err[0]

@@ -158,3 +158,27 @@ def test_read_tagged_loads_the_reference_corpora(folder, name, options, sentence
         pytest.skip("reference corpus not available")
     corpus = read_tagged(path, _options(**options))
     assert len(corpus.texts) == sentences and not corpus.skipped
+
+
+def test_read_conll_with_cr_only_line_endings_keeps_sentences_and_lines(tmp_path):
+    path = tmp_path / "cr.txt"
+    path.write_bytes(CONLL.replace("\n", "\r").encode("utf-8"))
+    corpus = read_tagged(str(path), _options())
+    assert corpus.texts == [["Anna", "flew", "to", "Oslo", "."], ["Acme", "Corp"]] and corpus.lines == [3, 10]
+
+
+def test_read_conll_truncated_gzip_is_a_data_error_naming_the_line(tmp_path):
+    text = "".join(f"w{i} O\n" + ("\n" if i % 5 == 4 else "") for i in range(20000))
+    data = gzip.compress(text.encode("utf-8"))
+    path = tmp_path / "cut.txt.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"cut\.txt\.gz:\d+: the file cannot be read past line \d+: the compressed file is truncated"):
+        read_tagged(str(path), _options())
+    corpus = read_tagged(str(path), _options(on_error="skip"))
+    assert len(corpus.texts) > 100 and len(corpus.skipped) == 1
+
+
+def test_read_jsonl_line_nested_too_deeply_is_a_data_error(tmp_path):
+    path = _write(tmp_path, "[" * 100_000 + "]" * 100_000 + "\n", "deep.jsonl")
+    with pytest.raises(DataError, match=r"deep\.jsonl:1: not valid JSON here \(it nests too deeply\)"):
+        read_tagged(path, _options(format="jsonl"))

@@ -49,3 +49,20 @@ def test_label_decoder_saves_labels_txt(tmp_path):
     loaded = LabelDecoder()
     loaded.load_assets(str(tmp_path))
     assert loaded.labels_ == d.labels_
+
+
+def test_label_decoder_load_refuses_a_repeated_label(tmp_path):
+    (tmp_path / "labels.txt").write_text("neg\npos\nneg\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"labels\.txt:3: repeats 'neg' \(first on line 1\)"):
+        LabelDecoder().load_assets(str(tmp_path))
+
+
+def test_label_decoder_load_refuses_an_empty_label_list(tmp_path):
+    (tmp_path / "labels.txt").write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="lists no labels"):
+        LabelDecoder().load_assets(str(tmp_path))
+
+
+def test_label_decoder_refuses_a_label_with_a_line_break():
+    with pytest.raises(DataError, match="holds a line break"):
+        LabelDecoder().fit(["pos", "neg\nx"])

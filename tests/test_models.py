@@ -172,3 +172,27 @@ def test_tagger_weight_averaging_survives_the_learning_rate_schedule():
     callbacks = t._fit_callbacks([keras.callbacks.History()])
     assert isinstance(callbacks[0], AveragedWeights) and len(callbacks) == 2
     assert not any(isinstance(c, AveragedWeights) for c in RNNTagger(units=4)._fit_callbacks([]))
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("units", 10**9, r"units must be an integer >= 1 and <= 16384"),
+        ("layers", 65, r"layers must be an integer >= 1 and <= 64"),
+        ("ensemble", 65, r"ensemble must be an integer >= 1 and <= 64"),
+        ("dense_units", [10**6], r"dense_units must be a list of at most 64 integers, each >= 1 and <= 65536"),
+    ],
+)
+def test_classifier_sizes_that_cannot_fit_in_memory_name_the_limit(option, value, message):
+    from pipeline import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        RNNClassifier(**{option: value})
+
+
+def test_classifier_load_reports_a_file_that_is_not_a_keras_model(tmp_path):
+    from pipeline import DataError
+
+    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match=r"model\.keras cannot be loaded \(safe mode\)"):
+        RNNClassifier().load_assets(str(tmp_path))

@@ -88,6 +88,71 @@ def test_pipeline_load_refuses_an_unknown_format_version(fitted_zh, tmp_path):
         Pipeline.load(str(tmp_path / "p"))
 
 
+def test_pipeline_load_refuses_a_symlinked_asset(fitted_zh, tmp_path):
+    from pipeline import DataError
+
+    fitted_zh.save(str(tmp_path / "p"))
+    labels = tmp_path / "p" / "decoder" / "labels.txt"
+    (tmp_path / "elsewhere.txt").write_text("neg\npos\n", encoding="utf-8")
+    labels.unlink()
+    labels.symlink_to(tmp_path / "elsewhere.txt")
+    with pytest.raises(DataError, match=r"decoder/labels\.txt is a symbolic link; a saved pipeline folder must hold plain files"):
+        Pipeline.load(str(tmp_path / "p"))
+
+
+def test_pipeline_load_may_reach_the_folder_itself_through_a_link(fitted_zh, tmp_path):
+    fitted_zh.save(str(tmp_path / "p"))
+    (tmp_path / "latest").symlink_to(tmp_path / "p")
+    assert Pipeline.load(str(tmp_path / "latest")).predict(["好"]) == fitted_zh.predict(["好"])
+
+
+def test_pipeline_load_checks_the_label_count_against_the_model(fitted_zh, tmp_path):
+    from pipeline import DataError
+
+    fitted_zh.save(str(tmp_path / "p"))
+    (tmp_path / "p" / "decoder" / "labels.txt").write_text("neg\npos\nmaybe\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"labels\.txt lists 3 labels but the model .*model\.keras scores 2"):
+        Pipeline.load(str(tmp_path / "p"))
+
+
+def test_pipeline_load_checks_the_vocabulary_size_against_the_embedding(fitted_zh, tmp_path):
+    from pipeline import DataError
+
+    fitted_zh.save(str(tmp_path / "p"))
+    with open(tmp_path / "p" / "vocabulary" / "vocab.txt", "a", encoding="utf-8") as f:
+        f.write("多\n")
+    n = len(fitted_zh.stage("vocabulary").tokens_)
+    with pytest.raises(DataError, match=rf"vocab\.txt has {n + 1} tokens but the layer 'onehot' of .*model\.keras takes {n} ids"):
+        Pipeline.load(str(tmp_path / "p"))
+
+
+def test_pipeline_load_reports_a_damaged_model_file_in_one_line(fitted_zh, tmp_path):
+    from pipeline import DataError
+
+    fitted_zh.save(str(tmp_path / "p"))
+    (tmp_path / "p" / "model" / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataError, match=r"model\.keras cannot be loaded \(safe mode\)") as info:
+        Pipeline.load(str(tmp_path / "p"))
+    assert "\n" not in str(info.value)
+
+
+def test_pipeline_load_refuses_metadata_that_is_not_json(fitted_zh, tmp_path):
+    from pipeline import DataError
+
+    fitted_zh.save(str(tmp_path / "p"))
+    (tmp_path / "p" / "metadata.json").write_bytes(b"\xff{")
+    with pytest.raises(DataError, match=r"metadata\.json is not valid JSON"):
+        Pipeline.load(str(tmp_path / "p"))
+
+
+def test_pipeline_from_stages_refuses_a_name_that_is_not_an_identifier():
+    from pipeline import ConfigError
+
+    stages = {"tokenizer": CharTokenizer(), "vocabulary": Vocabulary(), "vectorizer": OneHotVectorizer(), "model": RNNClassifier(), "../decoder": LabelDecoder()}
+    with pytest.raises(ConfigError, match="stages must name each stage with a plain identifier"):
+        Pipeline.from_stages(**stages)
+
+
 def test_pipeline_evaluate_reports_accuracy_f1_and_confusion(fitted_zh, zh_data):
     report = fitted_zh.evaluate(*zh_data)
     assert set(report) >= {"accuracy", "macro_f1", "micro_f1", "per_class", "confusion_matrix"}

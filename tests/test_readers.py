@@ -1,4 +1,5 @@
 import gzip
+import os
 
 import pytest
 
@@ -109,3 +110,130 @@ def test_reader_missing_file_is_reported(tmp_path):
 def test_reader_utf8_bom_is_dropped(tmp_path):
     path = _write(tmp_path / "a.tsv", "\ufefftext\tlabel\nx\tpos\n")
     assert read_corpus(path, {"format": "tsv"}).texts == ["x"]
+
+
+# -- line endings, CSV quotes and unreadable files ------------------------------------------------
+def test_reader_cr_only_line_endings_give_every_row(tmp_path):
+    path = _write(tmp_path / "cr.tsv", b"text\tlabel\rgood\tpos\rbad\tneg\r\rfine\tpos\r")
+    c = read_corpus(path, {"format": "tsv"})
+    assert c.texts == ["good", "bad", "fine"] and c.labels == ["pos", "neg", "pos"]
+
+
+def test_reader_mixed_line_endings_keep_line_numbers(tmp_path):
+    path = _write(tmp_path / "m.tsv", b"text\tlabel\r\nok\tpos\r\xff\tneg\nfine\tpos\n")
+    c = read_corpus(path, {"format": "tsv", "on_error": "skip"})
+    assert c.texts == ["ok", "fine"] and [line for _, line, _ in c.skipped] == [3]
+
+
+def test_split_lines_matches_python_universal_newlines():
+    import io
+    import random
+
+    from pipeline.readers import split_lines
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        text = "".join(rng.choice(["a", "b", "\r", "\n", "\r\n"]) for _ in range(rng.randint(0, 12)))
+        expected = [line.encode() for line in text.splitlines()]
+        for block in (1, 2, 3, 64):
+            assert list(split_lines(io.BytesIO(text.encode()), block=block)) == expected, (text, block)
+
+
+def test_csv_fields_match_pythons_csv_module_on_single_line_records():
+    import csv
+    import random
+
+    from pipeline.readers import csv_fields
+
+    rng = random.Random(1)
+    for _ in range(5000):
+        line = "".join(rng.choice('ab ,"') for _ in range(rng.randint(0, 10)))
+        fields, open_quote, _ = csv_fields(line)
+        if not open_quote:
+            assert fields == (next(csv.reader([line]), None) or [""]), line
+
+
+def test_reader_csv_quote_inside_a_field_is_a_literal_character(tmp_path):
+    path = _write(tmp_path / "a.csv", 'label,text\nneg,the 5" screen is tiny\npos,great\n')
+    c = read_corpus(path, {"format": "csv"})
+    assert c.texts == ['the 5" screen is tiny', "great"] and c.labels == ["neg", "pos"]
+
+
+def test_reader_csv_unclosed_quote_is_one_error_row_and_later_rows_are_read(tmp_path):
+    path = _write(tmp_path / "a.csv", 'label,text\npos,ok\nneg,"the 5 screen is tiny\npos,great\nneg,"quoted"\n')
+    c = read_corpus(path, {"format": "csv", "on_error": "skip"})
+    assert c.texts == ["ok", "great", "quoted"]
+    (_, line, reason), = c.skipped
+    assert line == 3 and "a quoted field starts on this line but" in reason
+
+
+def test_reader_csv_unclosed_quote_raises_naming_the_line(tmp_path):
+    path = _write(tmp_path / "a.csv", 'label,text\nneg,"unclosed\npos,fine\n')
+    with pytest.raises(DataError, match=r"a\.csv:2: a quoted field starts on this line but is not closed before the end of the file"):
+        read_corpus(path, {"format": "csv"})
+
+
+def test_reader_csv_record_over_lines_needs_the_header_column_count(tmp_path):
+    # The quote closes properly on line 4, but the joined record has 1 column, not 2; the
+    # quote opened on line 4 then never closes.
+    path = _write(tmp_path / "a.csv", 'text,label\n"bad,neg\nfine,pos\nlast,"\nok,pos\n')
+    c = read_corpus(path, {"format": "csv", "on_error": "skip"})
+    assert c.texts == ["fine", "ok"] and [line for _, line, _ in c.skipped] == [2, 4]
+
+
+def test_reader_csv_record_over_lines_is_limited(tmp_path):
+    from pipeline import readers
+
+    lines = ['text,label', '"long'] + ["more"] * 5 + ['end",pos']
+    path = _write(tmp_path / "a.csv", "\n".join(lines) + "\n")
+    rows = list(readers.CsvRecords(path, enumerate(lines, 1), width=2, max_lines=4))
+    assert isinstance(rows[1][1], readers._BadLine) and "is not closed within 4 lines" in str(rows[1][1].error)
+    assert len(rows) == len(lines)  # the error, then every later line on its own
+
+
+def test_reader_truncated_gzip_names_the_line_where_it_stops(tmp_path):
+    data = gzip.compress("".join(f"text {i}\n" for i in range(20000)).encode())
+    path = tmp_path / "a.txt.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"a\.txt\.gz:\d+: the file cannot be read past line \d+: the compressed file is truncated"):
+        read_corpus(str(path), {"format": "text"}, need_labels=False)
+
+
+def test_reader_fake_gzip_is_a_data_error(tmp_path):
+    path = _write(tmp_path / "a.tsv.gz", "text\tlabel\nx\tpos\n")
+    with pytest.raises(DataError, match=r"a\.tsv\.gz:1: the file cannot be read at all: it is not a gzip file"):
+        read_corpus(path, {"format": "tsv"})
+
+
+@pytest.mark.parametrize("kind", ["folder", "loop", "fifo"])
+def test_reader_unreadable_paths_are_data_errors(tmp_path, kind):
+    path = tmp_path / "x.tsv"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "loop":
+        path.symlink_to(path)
+    else:
+        os.mkfifo(path)  # must not block waiting for a writer
+    reason = {"folder": "it is a folder", "loop": "symlink loop", "fifo": "not a regular file"}[kind]
+    with pytest.raises(DataError, match=f"x.tsv: cannot read the file: .*{reason}"):
+        read_corpus(str(path), {"format": "tsv"})
+
+
+def test_reader_utf16_file_is_read_with_its_encoding(tmp_path):
+    path = _write(tmp_path / "a.tsv", "text\tlabel\r\n好\tpos\r\n差\tneg\r\n", encoding="utf-16")
+    c = read_corpus(path, {"format": "tsv", "encoding": "utf-16"})
+    assert c.texts == ["好", "差"] and c.labels == ["pos", "neg"]
+
+
+def test_reader_json_line_nested_too_deeply_is_an_error_row(tmp_path):
+    path = _write(tmp_path / "a.jsonl", '{"text": "a", "label": "x"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    c = read_corpus(path, {"format": "jsonl", "on_error": "skip"})
+    assert c.texts == ["a"] and "nests too deeply" in c.skipped[0][2]
+
+
+def test_reader_csv_record_with_an_undecodable_line_is_one_error_row(tmp_path):
+    path = _write(tmp_path / "a.csv", b'text,label\nok,pos\n"two\nlines \xff",neg\nfine,pos\n')
+    c = read_corpus(path, {"format": "csv", "on_error": "skip"})
+    assert c.texts == ["ok", "fine"]
+    (_, line, reason), = c.skipped
+    assert line == 3 and "a.csv:4: not valid utf-8" in reason and "record that starts on line 3" in reason

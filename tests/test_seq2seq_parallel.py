@@ -118,3 +118,17 @@ def test_real_corpora_load_through_their_configs(config, pairs, first):
         os.chdir(cwd)
     assert len(corpus) == pairs
     assert corpus.texts[0].startswith(first[0]) and corpus.labels[0].startswith(first[1])
+
+
+def test_read_parallel_csv_unclosed_quote_is_one_error_and_later_pairs_are_read(tmp_path):
+    path = _write(tmp_path / "pairs.csv", 'source,target\nein hund,a dog\n"eine katze,a cat\nrot,red\nklein,small\n')
+    corpus = read_parallel(path, {"format": "csv", "on_error": "skip"})
+    assert corpus.texts == ["ein hund", "rot", "klein"] and corpus.lines == [2, 4, 5]
+    assert corpus.skipped[0][1] == 3 and "a quoted field starts on this line" in corpus.skipped[0][2]
+
+
+def test_read_parallel_aligned_cr_only_files_pair_up(tmp_path):
+    (tmp_path / "train.de").write_bytes(b"ein hund\reine katze\r")
+    (tmp_path / "train.en").write_bytes(b"a dog\r\na cat\r\n")
+    corpus = read_parallel(str(tmp_path / "train"), ALIGNED)
+    assert corpus.texts == ["ein hund", "eine katze"] and corpus.labels == ["a dog", "a cat"] and corpus.lines == [1, 2]

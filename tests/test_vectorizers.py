@@ -134,3 +134,10 @@ def test_embedding_ragged_vectors_file_names_the_line(tmp_path):
 def test_embedding_needs_dim_without_pretrained():
     with pytest.raises(ConfigError, match="dim must be an integer >= 1"):
         EmbeddingVectorizer(dim=None)
+
+
+def test_vectorizer_sizes_that_cannot_fit_in_memory_name_the_limit():
+    with pytest.raises(ConfigError, match=r"dim must be an integer >= 1 and <= 16384"):
+        EmbeddingVectorizer(dim=10**9)
+    with pytest.raises(ConfigError, match=r"max_length must be an integer >= 1 and <= 1000000 or null"):
+        OneHotVectorizer(max_length=10**9)

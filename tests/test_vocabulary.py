@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline import ConfigError, NotFittedError
+from pipeline import ConfigError, DataError, NotFittedError
 from stages.vocabulary import Vocabulary
 
 
@@ -71,3 +71,31 @@ def test_vocabulary_unfitted_use_raises_not_fitted():
 def test_vocabulary_reserved_cannot_repeat_specials():
     with pytest.raises(ConfigError, match="reserved must not repeat"):
         Vocabulary(reserved=["<pad>"])
+
+
+def test_vocabulary_load_refuses_a_repeated_token(tmp_path):
+    (tmp_path / "vocab.txt").write_text("<pad>\n<unk>\na\nb\na\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"vocab\.txt:5: repeats 'a' \(first on line 3\)"):
+        Vocabulary().load_assets(str(tmp_path))
+
+
+def test_vocabulary_load_refuses_more_tokens_than_max_size(tmp_path):
+    (tmp_path / "vocab.txt").write_text("<pad>\n<unk>\na\nb\n", encoding="utf-8")
+    with pytest.raises(DataError, match="holds 4 tokens, more than max_size 3"):
+        Vocabulary(max_size=3).load_assets(str(tmp_path))
+
+
+def test_vocabulary_load_refuses_a_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "vocab.txt").write_bytes(b"<pad>\n<unk>\n\xff\n")
+    with pytest.raises(DataError, match=r"vocab\.txt:3: not valid UTF-8"):
+        Vocabulary().load_assets(str(tmp_path))
+
+
+def test_vocabulary_max_size_has_a_limit():
+    with pytest.raises(ConfigError, match=r"max_size must be an integer >= 3 and <= 10000000 or null"):
+        Vocabulary(max_size=10**10)
+
+
+def test_vocabulary_reserved_tokens_cannot_hold_line_breaks():
+    with pytest.raises(ConfigError, match="without line breaks"):
+        Vocabulary(reserved=["<bos>\n"])
