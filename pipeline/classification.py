@@ -166,7 +166,7 @@ class ClassificationPipeline(Pipeline):
         if options["plots"]:
             from .plots import plot_confusion_matrix, plot_history
 
-            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
+            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
         if validation_data is not None:
             dev = self.evaluate(*validation_data)
             report["dev"] = dev

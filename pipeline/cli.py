@@ -16,14 +16,51 @@ import time
 log = logging.getLogger("ktp")
 
 
-def _setup_logging(quiet: bool):
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get("KTP_VERBOSE", "") in ("", "0"):
-        # Our lines only: TensorFlow's and absl's Python loggers (SavedModel saving notes,
-        # "Assets written to ...") would otherwise reach the root handler at INFO.
-        for name in ("tensorflow", "absl"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+#: Loggers of libraries that talk on every run: TensorFlow's SavedModel notes ("Assets written
+#: to ..."), absl, Apache Beam's runner and workers, JAX probing for accelerators, fonts.
+NOISY_LOGGERS = ("tensorflow", "absl", "apache_beam", "jax", "jax._src.xla_bridge", "h5py", "matplotlib", "PIL", "grpc")
+
+
+def verbose_wanted(args=None) -> bool:
+    """Whether the user asked for every library's log lines: ``--verbose`` or ``KTP_VERBOSE``
+    set to anything but ``""`` / ``0``."""
+    return bool(getattr(args, "verbose", False)) or os.environ.get("KTP_VERBOSE", "") not in ("", "0")
+
+
+class _OurLinesOnly(logging.Filter):
+    """Lets our ``ktp`` lines through, and other libraries' lines only from ERROR up."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name == "ktp" or record.name.startswith("ktp.") or record.levelno >= logging.ERROR
+
+
+def _setup_logging(quiet: bool, verbose: bool = False):
+    """Our lines at INFO (WARNING with ``--quiet``) on stderr; other libraries' lines only with
+    ``verbose`` (``--verbose`` / ``KTP_VERBOSE=1``), else only their errors."""
+    if not verbose:
+        # Child processes (batch workers, Beam workers, a TensorFlow export child) inherit it;
+        # for this process it only counts when set before TensorFlow is first imported.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, "_ktp", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler._ktp = True
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    else:
+        # sys.stderr may be another object since the last call (tests capture it); the old one
+        # may be closed, so it is not flushed (as setStream would).
+        handler.stream = sys.stderr
+    for f in list(handler.filters):
+        handler.removeFilter(f)
+    if not verbose:
+        handler.addFilter(_OurLinesOnly())
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    for name in NOISY_LOGGERS:
+        # Some of them carry a level or a handler of their own, so the root filter is not enough.
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
 
 
 def _resolve(path: str | None, config_path: str | None = None) -> str | None:
@@ -40,25 +77,139 @@ def _keras_verbose(quiet: bool):
     return 1 if sys.stdout.isatty() else 2
 
 
-def _config_with_overrides(args):
-    """The pipeline of ``args.config`` with every ``--set PATH=VALUE`` applied, validated like the file."""
-    from . import Pipeline
+def _config_with_overrides(args) -> dict:
+    """The parsed config of ``args.config`` with every ``--set PATH=VALUE`` applied."""
     from .config import apply_overrides, load_yaml
 
-    return Pipeline.from_config(apply_overrides(load_yaml(args.config), args.set))
+    return apply_overrides(load_yaml(args.config), args.set)
+
+
+def _pipeline_of(config: dict):
+    """The pipeline of a parsed config, validated like the file."""
+    from . import Pipeline
+
+    return Pipeline.from_config(config)
+
+
+#: What ``ktp train`` writes into a run folder besides the pipeline's stage folders; all of it
+#: comes from the trained model, so ``--overwrite`` removes it before training again.
+RUN_ARTIFACTS = (
+    "pipeline.yaml", "metadata.json", "metrics.json", "history.csv",
+    "saved_model", "checkpoints", "members", "logs",
+)
+
+
+def _stage_folders(output: str) -> list[str]:
+    """The stage folders named in ``output/pipeline.yaml`` (none when it cannot be read)."""
+    import yaml
+
+    try:
+        with open(os.path.join(output, "pipeline.yaml"), encoding="utf-8") as f:
+            stages = (yaml.safe_load(f) or {}).get("stages") or {}
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return []
+    return [str(name) for name in stages if isinstance(name, str) and name and os.sep not in name and name not in (".", "..")]
+
+
+def _prepare_run_folder(output: str, overwrite: bool, stage_names=()) -> None:
+    """Refuse a non-empty run folder unless ``overwrite``; with it, remove everything an
+    earlier training left there (the saved pipeline, SavedModel, checkpoints, ensemble members,
+    TensorBoard logs, metrics, history and pictures), so nothing from the old model survives
+    beside the new one. Files that no training writes are left alone, and a folder without
+    any sign of a run (no ``pipeline.yaml``, ``metadata.json``, ``history.csv``,
+    ``checkpoints/`` or ``saved_model/``) has nothing removed."""
+    import shutil
+
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise FileExistsError(f"--output {output} is a file, not a folder; choose a folder for the run")
+    if not os.path.isdir(output) or not os.listdir(output):
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{output} already holds a training run; pass --overwrite to replace it (its model, SavedModel, "
+            "checkpoints, logs and pictures are removed first), or choose another --output"
+        )
+    names = set(os.listdir(output))
+    if not names & {"pipeline.yaml", "metadata.json", "history.csv", "checkpoints", "saved_model"}:
+        return  # no earlier run here, only files of someone else's: train beside them, remove nothing
+    derived = set(RUN_ARTIFACTS) | set(_stage_folders(output)) | set(stage_names)
+    derived |= {n for n in names if n.lower().endswith(".png")}
+    for name in sorted(derived & names):
+        path = os.path.join(output, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    log.info("Removed the earlier run in %s (--overwrite)", output)
+
+
+def _check_training_extras(pipeline) -> None:
+    """Options that need an optional package: say how to install it before any training."""
+    from .errors import ConfigError
+
+    if pipeline.training.get("tensorboard") and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "tensorboard",
+            'needs the tensorboard package: pip install -e ".[tensorboard]" (or pip install tensorboard), '
+            "or set training.tensorboard: false",
+            True,
+            "training",
+        )
+
+
+def _format_from_extension(pipeline, path: str, need_targets: bool = True):
+    """The reader format that ``path``'s extension names (``.csv``, ``.jsonl``, ``.tsv``,
+    ``.txt``, ...; ``.gz`` looked through), as ``ktp predict`` picks it, when it differs from
+    the pipeline's and the task family reads it; else None."""
+    from .batch import detect_format
+    from .errors import ConfigError
+
+    spec = getattr(pipeline, "data_options", {}).get("format")
+    if spec is None or not path or os.path.isdir(path):
+        return None
+    detected = detect_format(path, default=None)
+    if detected is None or detected == pipeline.data.get("format"):
+        return None
+    try:
+        spec[1]("format", detected)
+    except ConfigError:
+        return None  # not a format this family reads (e.g. .txt for a tagger)
+    if detected == "text" and need_targets and pipeline.task == "classification":
+        return None  # plain text has no labels; keep the configured reader
+    return detected
+
+
+def _read(pipeline, path: str, keep_format: bool, need_targets: bool = True):
+    """``pipeline.read(path)``, with the reader format taken from the file's extension unless
+    ``keep_format`` (``data.format`` set in the config, or ``--format`` given). The pipeline's
+    own ``data.format`` is left as it was, so what is saved does not depend on one file's name."""
+    fmt = None if keep_format else _format_from_extension(pipeline, path, need_targets)
+    if fmt is None:
+        return pipeline.read(path, need_targets=need_targets)
+    log.info("Reading %s as %s (from its extension; set data.format or pass --format to choose)", path, fmt)
+    saved = pipeline.data.get("format")
+    pipeline.data["format"] = fmt
+    try:
+        return pipeline.read(path, need_targets=need_targets)
+    finally:
+        pipeline.data["format"] = saved
 
 
 def cmd_train(args) -> int:
-    pipeline = _config_with_overrides(args)
+    config = _config_with_overrides(args)
+    format_set = isinstance(config.get("data"), dict) and "format" in config["data"]
+    pipeline = _pipeline_of(config)
+    _check_training_extras(pipeline)
     train = _resolve(args.train or pipeline.data.get("train"), args.config)
     dev = _resolve(args.dev or pipeline.data.get("dev"), args.config)
     if not train:
         raise SystemExit("ktp train: no training data: pass --train PATH or set data.train in the config")
     output = args.output or os.path.join("saved_models", os.path.splitext(os.path.basename(args.config))[0])
-    corpus = pipeline.read(train)
+    _prepare_run_folder(output, args.overwrite, pipeline.stages)
+    corpus = _read(pipeline, train, format_set)
     validation = None
     if dev:
-        dev_corpus = pipeline.read(dev)
+        dev_corpus = _read(pipeline, dev, format_set)
         validation = (dev_corpus.texts, dev_corpus.labels)
     log.info("Training %s on %d examples from %s%s", pipeline.task, len(corpus.texts), train, f" (dev: {dev})" if dev else "")
     t0 = time.perf_counter()
@@ -94,7 +245,7 @@ def cmd_evaluate(args) -> int:
 
     pipeline = Pipeline.load(args.model_dir)
     _apply_format_overrides(pipeline, args)
-    corpus = pipeline.read(args.data)
+    corpus = _read(pipeline, args.data, keep_format=_format_chosen(pipeline, args))
     metrics = pipeline.evaluate(corpus.texts, corpus.labels)
     metrics["examples"] = len(corpus.texts)
     metrics["skipped_rows"] = len(corpus.skipped)
@@ -107,6 +258,15 @@ def cmd_evaluate(args) -> int:
         for label, row in metrics.get("per_class", metrics.get("per_type", {})).items():
             print(f"  {label:<20} " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
     return 0
+
+
+def _format_chosen(pipeline, args) -> bool:
+    """Whether the reader format of a saved pipeline is a choice to keep: ``--format`` was
+    given, or the saved ``data.format`` is not the task family's default."""
+    if getattr(args, "format", None) is not None:
+        return True
+    spec = getattr(pipeline, "data_options", {}).get("format")
+    return spec is None or pipeline.data.get("format") != spec[0]
 
 
 def _apply_format_overrides(pipeline, args):
@@ -183,7 +343,7 @@ def cmd_coverage(args) -> int:
 
     pipeline = Pipeline.load(args.model_dir)
     _apply_format_overrides(pipeline, args)
-    corpus = pipeline.read(args.data, need_targets=False)
+    corpus = _read(pipeline, args.data, keep_format=_format_chosen(pipeline, args), need_targets=False)
     report = pipeline.stage("vocabulary").coverage(pipeline.tokenize(corpus.texts), top=args.top)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
@@ -196,7 +356,8 @@ def cmd_coverage(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    pipeline = _config_with_overrides(args)
+    pipeline = _pipeline_of(_config_with_overrides(args))
+    _check_training_extras(pipeline)
     print(f"{args.config}: valid {pipeline.task} pipeline: {pipeline!r}")
     return 0
 
@@ -234,15 +395,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override training.seed")
     _add_set_option(p)
     p.add_argument("--export", action="store_true", help="also export a SavedModel to OUTPUT/saved_model")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into a folder that holds an earlier run, removing that run's model, SavedModel, "
+                   "checkpoints, logs, metrics and pictures first (without it, a non-empty OUTPUT is refused)")
     p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained pipeline on labelled data", description="Evaluate a trained pipeline on labelled data.")
-    p.add_argument("model_dir", metavar="MODEL_DIR")
-    p.add_argument("--data", required=True, help="labelled data in the pipeline's data format")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
+    p.add_argument("--data", required=True, help="labelled data in the pipeline's data format (a .csv, .jsonl or .tsv "
+                   "file is read by its extension unless the pipeline's data.format says otherwise)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_format_options(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict a corpus to JSONL or TSV", description="Run a trained pipeline over text files (streaming, parallel, resumable).")
@@ -253,11 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=predict_command)
 
     p = sub.add_parser("export", help="export a TensorFlow SavedModel", description="Export a trained pipeline as a TensorFlow SavedModel and check it against the Python pipeline.")
-    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
     p.add_argument("--output", help="SavedModel folder (default: MODEL_DIR/saved_model)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing SavedModel at the destination")
     p.add_argument("--samples", help="a text file, one text a line, for the golden check (default: built-in samples)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -269,36 +434,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dirs", metavar="MODEL_DIR", nargs="+", help="two or more saved single-network pipelines")
     p.add_argument("--output", required=True, help="folder for the joined pipeline")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --output folder")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_ensemble)
 
-    p = sub.add_parser("inspect", help="show a saved pipeline's config, versions and sizes")
-    p.add_argument("model_dir", metavar="MODEL_DIR")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser(
+        "inspect",
+        help="show a saved pipeline's config, versions and sizes",
+        description="Show what a saved pipeline holds: its task and chain of stages, the package versions and date it "
+        "was saved with, vocabulary sizes and first tokens, labels, and the model's layers and parameter count.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
+    p.add_argument("--json", action="store_true", help="print everything, the full config included, as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("coverage", help="how much of a corpus the vocabulary covers")
-    p.add_argument("model_dir", metavar="MODEL_DIR")
-    p.add_argument("--data", required=True, help="a corpus in the pipeline's data format")
-    p.add_argument("--top", type=int, default=20, help="list this many of the most frequent unknown tokens")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "coverage",
+        help="how much of a corpus the vocabulary covers",
+        description="Tokenize a corpus with a saved pipeline's tokenizer and report how many of its tokens the "
+        "vocabulary knows, with the most frequent unknown ones (a low figure means retraining on closer data, "
+        "or a larger vocabulary.max_size / smaller min_freq).",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
+    p.add_argument("--data", required=True, help="a corpus in the pipeline's data format (labels are not needed; a .csv, "
+                   ".jsonl, .tsv or .txt file is read by its extension unless the pipeline's data.format says otherwise)")
+    p.add_argument("--top", type=int, default=20, help="list this many of the most frequent unknown tokens (default 20)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_format_options(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_coverage)
 
     p = sub.add_parser("validate", help="check a YAML config without training",
                        description="Check a YAML config (with any --set overrides) without training: every option is validated "
-                       "as `ktp train` would, and the pipeline's chain of stages is printed.")
+                       "as `ktp train` would, optional packages the options need (e.g. tensorboard) are looked for, "
+                       "and the pipeline's chain of stages is printed.")
     p.add_argument("config", help="pipeline YAML file")
     _add_set_option(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_validate)
 
     if importlib.util.find_spec("pipeline.cli_seq2seq") is not None:
         from .cli_seq2seq import add_commands
 
         add_commands(sub)
+    for command in sub.choices.values():
+        if not any(a.dest == "verbose" for a in command._actions):
+            command.add_argument("--verbose", action="store_true",
+                                 help="also show other libraries' log lines (TensorFlow, absl, Beam, JAX); "
+                                 "the same as KTP_VERBOSE=1")
     return parser
 
 
@@ -310,7 +493,7 @@ def _fail(message: str) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(getattr(args, "quiet", False))
+    _setup_logging(getattr(args, "quiet", False), verbose_wanted(args))
     from .errors import KtpError
 
     try:

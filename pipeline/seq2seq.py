@@ -22,7 +22,6 @@ import math
 import os
 import re
 import time
-import warnings
 
 import numpy as np
 
@@ -31,6 +30,10 @@ from stages.base import check_choice, check_str
 from .config import column_option
 from .core import Pipeline, as_texts, register_task, set_seed
 from .errors import ConfigError, DataError
+
+# Attention pictures are drawn by pipeline.plots, whose one font lookup every picture uses
+# (``find_cjk_font`` stays importable from here).
+from .plots import find_cjk_font, plot_attention  # noqa: F401
 
 log = logging.getLogger("ktp")
 
@@ -294,7 +297,8 @@ class TranslationPipeline(Pipeline):
         return _dataset([src, tgt_in, tgt_out], 2, batch_size, seed=seed, shuffle=shuffle)
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, texts, labels, validation_data=None, output_dir=None, epochs=None, batch_size=None, seed=None, verbose=None):
+    def fit(self, texts, labels, validation_data=None, output_dir=None, epochs=None, batch_size=None, seed=None, verbose=None,
+            callbacks=None):
         """Fit both chains on source ``texts`` and target ``labels`` and train the model.
 
         Args:
@@ -305,6 +309,7 @@ class TranslationPipeline(Pipeline):
             output_dir: a run folder: the fitted pipeline, ``history.csv``, checkpoints,
                 ``metrics.json`` and ``training_curves.png`` go there.
             epochs, batch_size, seed, verbose: override the ``training`` section.
+            callbacks: extra Keras callbacks, run after the pipeline's own.
 
         Returns:
             self (the Keras history is in ``history_``).
@@ -366,7 +371,7 @@ class TranslationPipeline(Pipeline):
             train,
             validation_data=val,
             epochs=options["epochs"],
-            callbacks=self._callbacks(options, output_dir, val is not None),
+            callbacks=self._callbacks(options, output_dir, val is not None) + list(callbacks or ()),
             verbose=options["verbose"],
         )
         self.history_ = self.model.history_
@@ -383,7 +388,7 @@ class TranslationPipeline(Pipeline):
         if options["plots"]:
             from .plots import plot_history
 
-            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
+            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
         if validation_data is not None:
             report["dev"] = self.evaluate(*validation_data)
         with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
@@ -551,113 +556,6 @@ class TranslationPipeline(Pipeline):
 
     # -- export -----------------------------------------------------------------------------
 
-# -- attention pictures ---------------------------------------------------------------------------
-_CJK_FAMILIES = (
-    "Noto Sans CJK SC", "Noto Sans SC", "Noto Serif CJK SC", "Source Han Sans SC", "Source Han Sans CN",
-    "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei Sharp", "SimHei", "Microsoft YaHei",
-    "PingFang SC", "Heiti SC", "STHeiti", "AR PL UMing CN", "AR PL UKai CN", "Droid Sans Fallback",
-    "Noto Sans CJK JP", "Noto Sans CJK TC", "Arial Unicode MS",
-)
-
-
-def find_cjk_font():
-    """A font file that draws Chinese characters, or None.
-
-    Looks at ``KTP_CJK_FONT`` (a font file path) first, then fontconfig (``fc-list :lang=zh``),
-    then matplotlib's font list for known CJK families, then any font whose name suggests CJK
-    coverage and really holds the glyph 中.
-    """
-    env = os.environ.get("KTP_CJK_FONT")
-    if env and os.path.isfile(env):
-        return env
-    from matplotlib import font_manager
-
-    # fontconfig knows fonts installed after matplotlib built its font cache.
-    import shutil
-    import subprocess
-
-    if shutil.which("fc-list"):
-        try:
-            listed = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            listed = ""
-        files = sorted(line.split(":")[0].strip() for line in listed.splitlines() if line.strip())
-        files = [f for f in files if f.lower().endswith((".ttf", ".ttc", ".otf")) and os.path.isfile(f)]
-        if files:
-            return files[0]
-
-    fonts = font_manager.fontManager.ttflist
-    by_name = {f.name: f.fname for f in fonts}
-    for family in _CJK_FAMILIES:
-        if family in by_name:
-            return by_name[family]
-    hint = re.compile(r"CJK|Han|Hei|Song|Ming|Kai|Gothic|WenQuanYi|Fallback|Unicode|SC|TC|CN", re.I)
-    try:
-        from matplotlib.ft2font import FT2Font
-    except ImportError:  # pragma: no cover
-        return None
-    for f in fonts:
-        if hint.search(f.name):
-            try:
-                if FT2Font(f.fname).get_char_index(ord("中")):
-                    return f.fname
-            except (OSError, RuntimeError):
-                continue
-    return None
-
-
-def _has_cjk(tokens) -> bool:
-    return any(re.search(r"[\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff]", t) for t in tokens)
-
-
-def plot_attention(weights, source_tokens, target_tokens, path: str, title: str | None = None) -> str:
-    """Save an attention heat map: rows are target tokens, columns source tokens.
-
-    Chinese (and other CJK) tokens are drawn with a CJK font found by ``find_cjk_font``; when
-    there is none, a warning says so and how to install one, and the picture is drawn with the
-    default font (CJK glyphs then show as boxes).
-
-    Returns:
-        ``path``.
-    """
-    from .plots import _pyplot
-
-    plt = _pyplot()
-    from matplotlib import font_manager
-
-    weights = np.asarray(weights, dtype=np.float32)
-    font = None
-    if _has_cjk(list(source_tokens) + list(target_tokens) + [title or ""]):
-        font_path = find_cjk_font()
-        if font_path is None:
-            warnings.warn(
-                "No font with Chinese glyphs was found, so Chinese tokens in the attention picture will show as "
-                "boxes. Install one (e.g. `apt-get install fonts-noto-cjk` or fonts-wqy-microhei) or set "
-                "KTP_CJK_FONT=/path/to/font.ttf",
-                stacklevel=2,
-            )
-        else:
-            font_manager.fontManager.addfont(font_path)
-            font = font_manager.FontProperties(fname=font_path)
-    width = max(4.0, 0.5 * len(source_tokens) + 2)
-    height = max(3.0, 0.4 * len(target_tokens) + 2)
-    fig, ax = plt.subplots(figsize=(width, height))
-    ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=max(float(weights.max()), 1e-6))
-    ax.set_xticks(range(len(source_tokens)))
-    ax.set_xticklabels(source_tokens, rotation=60, ha="right", fontproperties=font)
-    ax.set_yticks(range(len(target_tokens)))
-    ax.set_yticklabels(target_tokens, fontproperties=font)
-    ax.set_xlabel("source")
-    ax.set_ylabel("target")
-    if title:
-        ax.set_title(title, fontproperties=font)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 # -- language model -------------------------------------------------------------------------------
 @register_task("language_model")
 class LanguageModelPipeline(Pipeline):
@@ -724,7 +622,8 @@ class LanguageModelPipeline(Pipeline):
                 targets.append(window[1:])
         return inputs, targets
 
-    def fit(self, texts, labels=None, validation_data=None, output_dir=None, epochs=None, batch_size=None, seed=None, verbose=None):
+    def fit(self, texts, labels=None, validation_data=None, output_dir=None, epochs=None, batch_size=None, seed=None, verbose=None,
+            callbacks=None):
         """Fit the chain on ``texts`` and train next-token prediction.
 
         Args:
@@ -733,13 +632,14 @@ class LanguageModelPipeline(Pipeline):
                 family trains through the same call.
             validation_data: dev texts, or ``(texts, None)``.
             output_dir, epochs, batch_size, seed, verbose: as for classification.
+            callbacks: extra Keras callbacks, run after the pipeline's own.
         """
         texts = [t for t in as_texts(texts) if t.strip()]
         if not texts:
             raise ValueError("Cannot fit a language model on no (non-blank) texts")
         options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
         set_seed(options["seed"])
-        tokenizer, vocabulary, vectorizer, model, decoder = (self.stage(k) for k in self.required_kinds)
+        tokenizer, vocabulary, vectorizer, model, _ = (self.stage(k) for k in self.required_kinds)
         tokenizer.fit(texts)
         tokens = tokenizer.transform(texts)
         vocabulary.fit(tokens)
@@ -751,7 +651,8 @@ class LanguageModelPipeline(Pipeline):
         if dev_texts:
             val = _dataset(list(self._windows(tokenizer.transform(dev_texts))), 1, options["predict_batch_size"], shuffle=False)
         model.build(vectorizer.input_layer(len(vocabulary)), len(vocabulary), getattr(vectorizer, "initial_weights", lambda: None)())
-        model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=self._callbacks(options, output_dir, val is not None), verbose=options["verbose"])
+        own = self._callbacks(options, output_dir, val is not None)
+        model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=own + list(callbacks or ()), verbose=options["verbose"])
         self.history_ = model.history_
         if output_dir:
             self.save(output_dir)
@@ -759,7 +660,7 @@ class LanguageModelPipeline(Pipeline):
             if options["plots"]:
                 from .plots import plot_history
 
-                plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
+                plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
             if dev_texts:
                 report["dev"] = self.evaluate(dev_texts)
             with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:

@@ -471,7 +471,8 @@ class TaggingPipeline(Pipeline):
         if options["plots"]:
             from .plots import plot_history
 
-            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"))
+            # The monitored figure (val_entity_f1 or val_accuracy) is drawn, with its best epoch.
+            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
         if validation_data is not None:
             report["dev"] = self.evaluate(*validation_data)
         with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:

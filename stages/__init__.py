@@ -3,9 +3,10 @@
 Importing this package registers every built-in stage under its YAML ``type`` name.
 """
 
-from .backend import ensure_backend
+from .backend import ensure_backend, import_tensorflow_quietly
 
 ensure_backend()
+import_tensorflow_quietly()  # TensorFlow's native start-up lines stay back unless KTP_VERBOSE / --verbose
 
 from .base import Stage  # noqa: E402
 from .decoders import LabelDecoder  # noqa: E402

@@ -53,7 +53,7 @@ def test_backend_jax_trains_saves_and_loads_a_classifier(tmp_path):
 def test_backend_missing_tensorflow_says_how_to_install(monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ImportError, match=r"pip install 'keras-text-pipeline\[cpu\]'"):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[cpu\]"'):
         backend.ensure_backend()
 
 

@@ -1,6 +1,6 @@
 """Tests of pipeline.beam: the Beam batch-prediction job on the DirectRunner.
 
-These need the optional ``beam`` extra (``pip install 'keras-text-pipeline[beam]'``); without
+These need the optional ``beam`` extra (``pip install -e ".[beam]"``); without
 apache_beam they are skipped.
 """
 
@@ -10,7 +10,7 @@ import os
 import pytest
 
 beam = pytest.importorskip(
-    "apache_beam", reason="apache_beam is not installed: pip install 'keras-text-pipeline[beam]' to run the Beam tests"
+    "apache_beam", reason='apache_beam is not installed: pip install -e ".[beam]" to run the Beam tests'
 )
 
 from pipeline.batch import BatchError, predict_files  # noqa: E402

@@ -191,6 +191,7 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # ~25-35 s on 2 cores: a JAX child process; tests/test_backend.py keeps one JAX run in the default suite
 def test_crf_trains_decodes_and_reloads_on_the_jax_backend(tmp_path):
     pytest.importorskip("jax")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

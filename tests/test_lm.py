@@ -167,3 +167,22 @@ def test_lm_sample_configs_build():
     for name in ("lm_en", "lm_zh"):
         p = Pipeline.from_yaml(os.path.join(ROOT, "data", "configs", f"{name}.yaml"))
         assert p.task == "language_model"
+
+
+def test_lm_fit_runs_extra_callbacks_after_its_own(monkeypatch):
+    import keras
+
+    order = []
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def on_epoch_end(self, epoch, logs=None):
+            order.append((self.name, epoch))
+
+    own = Pipeline._callbacks
+    monkeypatch.setattr(Pipeline, "_callbacks", lambda self, *a: own(self, *a) + [Record("own")])
+    Pipeline.from_config(_config()).fit(TEXTS[:4], epochs=2, callbacks=[Record("extra")])
+    assert order == [("own", 0), ("extra", 0), ("own", 1), ("extra", 1)]

@@ -296,8 +296,9 @@ def test_translation_plot_attention_writes_png(trained, tmp_path):
 
 def test_plot_attention_warns_without_cjk_font(monkeypatch, tmp_path):
     import pipeline.seq2seq as s2s
+    from pipeline import plots
 
-    monkeypatch.setattr(s2s, "find_cjk_font", lambda: None)
+    monkeypatch.setattr(plots, "find_cjk_font", lambda: None)
     warnings.filterwarnings("ignore", message="Glyph .* missing from font")
     with pytest.warns(UserWarning, match="No font with Chinese glyphs"):
         s2s.plot_attention(np.eye(2), ["我", "爱"], ["i", "love"], str(tmp_path / "a.png"))
@@ -312,6 +313,96 @@ def test_plot_attention_uses_a_cjk_font_when_installed(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # neither our warning nor matplotlib's "missing glyph" one
         s2s.plot_attention(np.eye(2), ["我", "爱"], ["i", "love"], str(tmp_path / "a.png"))
+
+
+def _drawn_fonts(monkeypatch):
+    """Record, for every picture saved, each non-empty text and the font file it is drawn with."""
+    from matplotlib import font_manager
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    drawn = []
+    real_savefig = Figure.savefig
+
+    def savefig(fig, path, *args, **kwargs):
+        drawn.extend((t.get_text(), font_manager.findfont(t.get_fontproperties(), fallback_to_default=False))
+                     for t in fig.findobj(Text) if t.get_text())
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return drawn
+
+
+def _draw_chinese_pictures(tmp_path):
+    from pipeline import plots
+
+    plots.plot_confusion_matrix([[3, 1], [0, 4]], ["正面", "负面"], str(tmp_path / "cm.png"))
+    plots.plot_attention(np.eye(2), ["我", "爱"], ["i", "love"], str(tmp_path / "att.png"), title="我爱")
+    plots.plot_history({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}, str(tmp_path / "curves.png"), monitor="val_loss")
+
+
+def test_every_picture_draws_chinese_with_the_font_of_the_one_lookup(monkeypatch, tmp_path):
+    import matplotlib
+
+    from pipeline import plots
+
+    # Any font file stands for "the CJK font found"; what matters is that every picture with
+    # Chinese text draws it with the font the lookup returned.
+    font = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSerif.ttf")
+    calls = []
+    monkeypatch.setattr(plots, "find_cjk_font", lambda: calls.append(1) or font)
+    drawn = _drawn_fonts(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        _draw_chinese_pictures(tmp_path)
+    chinese = [(text, path) for text, path in drawn if plots.has_cjk([text])]
+    assert {text for text, _ in chinese} >= {"正面", "负面", "我", "爱", "我爱"}
+    assert {os.path.realpath(path) for _, path in chinese} == {os.path.realpath(font)}
+    assert len(calls) == 2  # the confusion matrix and the attention map; the curves hold no Chinese
+
+
+def _installed_cjk_fonts():
+    import shutil
+
+    if not shutil.which("fc-list"):
+        return []
+    done = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True, timeout=30, check=False)
+    return [line.split(":")[0].strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.skipif(not _installed_cjk_fonts(), reason="no CJK font installed on this machine (fc-list :lang=zh lists none)")
+def test_chinese_labels_use_the_installed_cjk_font(monkeypatch, tmp_path):
+    from pipeline import plots
+
+    monkeypatch.delenv("KTP_CJK_FONT", raising=False)
+    found = plots.find_cjk_font()
+    assert found in _installed_cjk_fonts()
+    drawn = _drawn_fonts(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither our warning nor matplotlib's "missing glyph" one
+        _draw_chinese_pictures(tmp_path)
+    chinese = {os.path.realpath(path) for text, path in drawn if plots.has_cjk([text])}
+    assert chinese == {os.path.realpath(found)}
+
+
+def test_translation_fit_runs_extra_callbacks_after_its_own(monkeypatch):
+    import keras
+
+    order = []
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def on_epoch_end(self, epoch, logs=None):
+            order.append((self.name, epoch))
+
+    own = Pipeline._callbacks
+    monkeypatch.setattr(Pipeline, "_callbacks", lambda self, *a: own(self, *a) + [Record("own")])
+    sources, targets = _toy_pairs(8)
+    Pipeline.from_config(_config()).fit(sources, targets, epochs=2, callbacks=[Record("extra")])
+    assert order == [("own", 0), ("extra", 0), ("own", 1), ("extra", 1)]
 
 
 def test_translation_save_load_gives_same_translations(trained, tmp_path):
@@ -404,6 +495,7 @@ def test_text_decoder_capitalize_upper_cases_the_first_character_only():
 
 
 # -- other backend -------------------------------------------------------------------------------------
+@pytest.mark.slow  # ~25-35 s on 2 cores: a JAX child process; tests/test_backend.py keeps one JAX run in the default suite
 def test_translation_trains_and_decodes_under_jax_backend(tmp_path):
     pytest.importorskip("jax")
     script = (

@@ -55,3 +55,15 @@ def test_ktp_generate_with_sampling_options(saved, capsys):
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["prompt"] == "the cat" and len(out["generated"].split()) <= 3
+
+
+def test_ktp_export_of_a_language_model_writes_a_saved_model_and_names_overwrite(saved, tmp_path, capsys):
+    root, _ = saved
+    out = tmp_path / "lm_sm"
+    capsys.readouterr()
+    assert main(["export", str(root / "lm"), "--output", str(out), "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (out / "saved_model.pb").is_file() and "serving_default" in report["signatures"]
+    assert main(["export", str(root / "lm"), "--output", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ktp: error: ") and "--overwrite" in err

@@ -337,6 +337,7 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # ~25-35 s on 2 cores: a JAX child process; tests/test_backend.py keeps one JAX run in the default suite
 def test_tagging_pipeline_runs_on_the_jax_backend(tmp_path):
     pytest.importorskip("jax")
     tests = os.path.dirname(os.path.abspath(__file__))
@@ -388,6 +389,27 @@ def test_tagging_monitor_restores_the_epoch_best_by_that_figure(monitor, best, t
     assert not all(np.array_equal(a, b) for a, b in zip(final, weights[-1 if best != 3 else 0]))
     saved = keras.saving.load_model(str(tmp_path / "checkpoints" / "best.keras")).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(saved, weights[best]))
+
+
+@pytest.mark.parametrize("monitor", ["val_entity_f1", "val_accuracy"])
+def test_tagging_training_curves_plot_the_monitored_dev_figure(monitor, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    titles = []
+    real_savefig = Figure.savefig
+
+    def savefig(fig, path, *args, **kwargs):
+        titles.extend(ax.get_title() for ax in fig.axes)
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    cfg = tagging_config()
+    cfg["training"].update(monitor=monitor, plots=True, epochs=2)
+    p = Pipeline.from_config(cfg)
+    p.fit(EN_TOKENS, EN_TAGS, validation_data=(EN_TOKENS, EN_TAGS), output_dir=str(tmp_path))
+    assert monitor in p.history_ and (tmp_path / "training_curves.png").is_file()
+    assert f"{monitor[4:]} (monitored: {monitor})" in titles
+    assert {"loss", "entity_f1", "accuracy"} <= {t.split(" (")[0] for t in titles}
 
 
 # -- ensembles --------------------------------------------------------------------------------
