@@ -201,116 +201,77 @@ def run_beam(
     """
     require_beam()
     with OutputLock(os.fspath(output)):
-        return _run_beam(
-            model_dir, inputs, output,
-            beam_options=beam_options,
-            output_format=output_format,
-            format=format,
-            text_column=text_column,
-            header=header,
-            encoding=encoding,
-            include_text=include_text,
-            batch_size=batch_size,
-            chunk_size=chunk_size,
-            bucketing=bucketing,
-            num_shards=num_shards,
-            overwrite=overwrite,
-            merge=merge,
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from .core import Pipeline
+
+        t0 = time.perf_counter()
+        output = os.fspath(output)
+        output_format = output_format or ("tsv" if output.endswith(".tsv") else "jsonl")
+        if output_format not in OUTPUT_FORMATS:
+            raise BatchError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise BatchError(f"chunk_size must be an integer >= 1; got {chunk_size!r}")
+        old = existing_shards(output) + ([output] if merge and os.path.exists(output) else [])
+        if old and not overwrite:
+            raise BatchError(f"Output shards already exist ({old[0]}, ...); pass --overwrite to replace them")
+        for path in old:
+            os.remove(path)
+        lock_file = os.path.abspath(output + LOCK_SUFFIX)
+        files = [f for f in resolve_inputs(inputs) if os.path.abspath(f) != lock_file]
+
+        # Reading options and the TSV header come from the pipeline itself; only a TSV output
+        # needs the model here (to learn the answer fields).
+        if output_format == "tsv":
+            local = Pipeline.load(model_dir)
+            keys = Runner(local, batch_size=batch_size, bucketing=bucketing).output_keys()
+        else:
+            local = Pipeline.from_yaml(os.path.join(model_dir, "pipeline.yaml"))
+            keys = []
+        read_options = read_options_for(local, format, text_column, header, encoding)
+        if read_options["format"] == "conll":
+            raise BatchError("The Beam runner reads text, JSONL, TSV and CSV inputs; run CoNLL files with --runner local")
+        handler = PipelineModelHandler(
+            os.path.abspath(model_dir), output_format, include_text, keys, batch_size, chunk_size, bucketing
         )
-
-
-def _run_beam(
-    model_dir,
-    inputs,
-    output: str,
-    *,
-    beam_options=(),
-    output_format: str | None = None,
-    format: str | None = None,
-    text_column=None,
-    header: bool | None = None,
-    encoding: str | None = None,
-    include_text: bool = False,
-    batch_size: int | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    bucketing: bool = True,
-    num_shards: int = 0,
-    overwrite: bool = False,
-    merge: bool = False,
-) -> dict:
-    """``run_beam`` with the output's lock held."""
-    require_beam()
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from .core import Pipeline
-
-    t0 = time.perf_counter()
-    output = os.fspath(output)
-    output_format = output_format or ("tsv" if output.endswith(".tsv") else "jsonl")
-    if output_format not in OUTPUT_FORMATS:
-        raise BatchError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise BatchError(f"chunk_size must be an integer >= 1; got {chunk_size!r}")
-    old = existing_shards(output) + ([output] if merge and os.path.exists(output) else [])
-    if old and not overwrite:
-        raise BatchError(f"Output shards already exist ({old[0]}, ...); pass --overwrite to replace them")
-    for path in old:
-        os.remove(path)
-    lock_file = os.path.abspath(output + LOCK_SUFFIX)
-    files = [f for f in resolve_inputs(inputs) if os.path.abspath(f) != lock_file]
-
-    # Reading options and the TSV header come from the pipeline itself; only a TSV output
-    # needs the model here (to learn the answer fields).
-    if output_format == "tsv":
-        local = Pipeline.load(model_dir)
-        keys = Runner(local, batch_size=batch_size, bucketing=bucketing).output_keys()
-    else:
-        local = Pipeline.from_yaml(os.path.join(model_dir, "pipeline.yaml"))
-        keys = []
-    read_options = read_options_for(local, format, text_column, header, encoding)
-    if read_options["format"] == "conll":
-        raise BatchError("The Beam runner reads text, JSONL, TSV and CSV inputs; run CoNLL files with --runner local")
-    handler = PipelineModelHandler(
-        os.path.abspath(model_dir), output_format, include_text, keys, batch_size, chunk_size, bucketing
-    )
-    flags = []
-    for option in beam_options:
-        key, _, value = option.partition("=")
-        flags.append(f"--{key.lstrip('-')}={value}")
-    if not any(f.startswith("--runner=") for f in flags):
-        # Beam's in-process local runner. (``DirectRunner`` itself first tries the Prism
-        # runner, which downloads a binary from GitHub; this stays offline.)
-        flags.append(f"--runner={DEFAULT_RUNNER}")
-    options = PipelineOptions(flags)
-    header_line = RowFormatter(output_format, include_text, keys).header()
-    root = beam.Pipeline(options=options)
-    build_beam_pipeline(root, files, output, read_options, handler, header_line, num_shards)
-    result = root.run()
-    result.wait_until_finish()
-    counts = _counters(result)
-    shards = existing_shards(output)
-    if merge:
-        merge_shards(shards, output, files, output_format)
-    seconds = time.perf_counter() - t0
-    return {
-        "rows": counts.get("rows", 0),
-        "errors": counts.get("errors", 0),
-        "predicted": counts.get("rows", 0) - counts.get("errors", 0),
-        "files": len(files),
-        "file_errors": counts.get("file_errors", 0),
-        "files_cut_short": counts.get("files_cut_short", 0),
-        "blank_lines_skipped": counts.get("blank_lines_skipped", 0),
-        "seconds": round(seconds, 3),
-        "rows_per_second": round(counts.get("rows", 0) / seconds, 1) if seconds > 0 else None,
-        "resumed_rows": 0,
-        "output": output if merge else (shards[0] if len(shards) == 1 else f"{len(shards)} shards of {output}"),
-        "output_format": output_format,
-        "shards": shards,
-        "runner": next(f.split("=", 1)[1] for f in flags if f.startswith("--runner=")),
-        "chunk_size": chunk_size,
-        "batch_size": batch_size,
-        "error_examples": [],
-    }
+        flags = []
+        for option in beam_options:
+            key, _, value = option.partition("=")
+            flags.append(f"--{key.lstrip('-')}={value}")
+        if not any(f.startswith("--runner=") for f in flags):
+            # Beam's in-process local runner. (``DirectRunner`` itself first tries the Prism
+            # runner, which downloads a binary from GitHub; this stays offline.)
+            flags.append(f"--runner={DEFAULT_RUNNER}")
+        options = PipelineOptions(flags)
+        header_line = RowFormatter(output_format, include_text, keys).header()
+        root = beam.Pipeline(options=options)
+        build_beam_pipeline(root, files, output, read_options, handler, header_line, num_shards)
+        result = root.run()
+        result.wait_until_finish()
+        counts = _counters(result)
+        shards = existing_shards(output)
+        if merge:
+            merge_shards(shards, output, files, output_format)
+        seconds = time.perf_counter() - t0
+        return {
+            "rows": counts.get("rows", 0),
+            "errors": counts.get("errors", 0),
+            "predicted": counts.get("rows", 0) - counts.get("errors", 0),
+            "files": len(files),
+            "file_errors": counts.get("file_errors", 0),
+            "files_cut_short": counts.get("files_cut_short", 0),
+            "blank_lines_skipped": counts.get("blank_lines_skipped", 0),
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(counts.get("rows", 0) / seconds, 1) if seconds > 0 else None,
+            "resumed_rows": 0,
+            "output": output if merge else (shards[0] if len(shards) == 1 else f"{len(shards)} shards of {output}"),
+            "output_format": output_format,
+            "shards": shards,
+            "runner": next(f.split("=", 1)[1] for f in flags if f.startswith("--runner=")),
+            "chunk_size": chunk_size,
+            "batch_size": batch_size,
+            "error_examples": [],
+        }
 
 
 def _counters(result) -> dict:
