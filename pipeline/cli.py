@@ -6,12 +6,15 @@ Run ``ktp COMMAND --help`` for the options of each command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import logging
 import os
 import sys
 import time
+
+from stages.backend import NativeNoiseFilter
 
 log = logging.getLogger("ktp")
 
@@ -493,11 +496,14 @@ def _fail(message: str) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(getattr(args, "quiet", False), verbose_wanted(args))
+    verbose = verbose_wanted(args)
+    _setup_logging(getattr(args, "quiet", False), verbose)
     from .errors import KtpError
 
     try:
-        return int(args.func(args) or 0)
+        # TensorFlow's runtime notices go to descriptor 2 directly: filtered for the command's life.
+        with contextlib.nullcontext() if verbose else NativeNoiseFilter():
+            return int(args.func(args) or 0)
     except (KtpError, FileNotFoundError, FileExistsError) as err:
         # Every error the project raises on purpose (config, data, fitting, export, batch):
         # one line, no traceback.

@@ -50,15 +50,21 @@ def require_tensorflow(feature: str = "This feature"):
     return tf
 
 
-#: Lines TensorFlow's C++ runtime writes straight to file descriptor 2 while it is imported,
-#: before absl logging is set up (so ``TF_CPP_MIN_LOG_LEVEL`` does not reach them): the absl
-#: banner and INFO / WARNING records such as "oneDNN custom operations are on" (and the
-#: second line of the CPU-instructions note).
+#: Lines TensorFlow's C++ runtime writes straight to file descriptor 2, past Python's
+#: logging and past ``TF_CPP_MIN_LOG_LEVEL``: at import, before absl logging is set up, the absl
+#: banner, INFO / WARNING records such as "oneDNN custom operations are on" and the second line
+#: of the CPU-instructions note; while a graph runs, the one ERROR-level record that is only a
+#: notice ("oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back to ...").
+#: Every other ERROR record is kept.
+_RECORD = r"\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
 _NATIVE_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] .*"
+    r"|[IW]" + _RECORD + r".*"
+    r"|E" + _RECORD + r"oneDNN supports \S+ only on platforms with \S+\. Falling back to .*"
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)$"
 )
+#: The start of a line that may still become a ``_NATIVE_NOISE`` line: held until its end.
+_MAYBE_NOISE = re.compile(rb"^(W(A(R(N(I(N(G(:.*)?)?)?)?)?)?)?|[IWE]\d{0,4}( .*)?|T(o( .*)?)?)$", re.S)
 
 
 def verbose_requested() -> bool:
@@ -66,9 +72,86 @@ def verbose_requested() -> bool:
     return os.environ.get("KTP_VERBOSE", "") not in ("", "0") or "--verbose" in sys.argv[1:]
 
 
+class NativeNoiseFilter:
+    """Routes file descriptor 2 through a pipe whose reader thread drops ``_NATIVE_NOISE``
+    lines and writes everything else, as it comes (partial lines such as progress bars
+    included), to the original descriptor.
+
+    TensorFlow's C++ runtime writes to the descriptor directly, so a Python-level filter
+    cannot see those lines. Use as a context manager; on leaving, descriptor 2 is restored and
+    what the pipe still holds is written. Child processes started meanwhile inherit the pipe
+    and are filtered while the reader runs. ``active`` is False (and nothing changes) when
+    there is no usable descriptor 2."""
+
+    def __init__(self):
+        self.active = False
+
+    def __enter__(self):
+        import threading
+
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            return self  # no usable descriptor 2 (an embedding host): leave it alone
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._thread = threading.Thread(target=self._pump, args=(read_end,), name="ktp-native-log-filter", daemon=True)
+        self._thread.start()
+        self.active = True
+        return self
+
+    def __exit__(self, *exc):
+        if not self.active:
+            return False
+        self.active = False
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)  # closes this process's write end of the pipe
+        # A child process that outlives us may still hold the write end: do not wait on it.
+        self._thread.join(timeout=2.0)
+        if not self._thread.is_alive():
+            os.close(self._saved)
+        return False
+
+    def _pump(self, read_end: int) -> None:
+        pending = b""
+        try:
+            while True:
+                chunk = os.read(read_end, 65536)
+                if not chunk:
+                    break
+                pending = self._forward(pending + chunk)
+            if pending:
+                self._write(pending)
+        finally:
+            os.close(read_end)
+
+    def _forward(self, data: bytes) -> bytes:
+        """Write the complete lines of ``data`` that are not noise; return what to hold back."""
+        *lines, tail = data.split(b"\n")
+        kept = [line + b"\n" for line in lines if not _NATIVE_NOISE.match(line.rstrip(b"\r").decode("utf-8", "replace"))]
+        if tail and not _MAYBE_NOISE.match(tail):
+            kept.append(tail)
+            tail = b""
+        if kept:
+            self._write(b"".join(kept))
+        return tail
+
+    def _write(self, data: bytes) -> None:
+        try:
+            while data:
+                data = data[os.write(self._saved, data):]
+        except OSError:
+            pass  # the original stderr is gone (closed pipe): nothing left to tell
+
+
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its native start-up lines held back (``_NATIVE_NOISE``); every
-    other line it writes to file descriptor 2, errors included, is written back after.
+    """Import TensorFlow with its native start-up lines held back (``NativeNoiseFilter``);
+    every other line it writes to file descriptor 2, errors included, still comes out.
 
     Does nothing when TensorFlow is already imported or not installed, when it is not the
     Keras backend, or when every library's lines are wanted (``verbose_requested``)."""
@@ -79,23 +162,5 @@ def import_tensorflow_quietly() -> None:
         or importlib.util.find_spec("tensorflow") is None
     ):
         return
-    import tempfile
-
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        return  # no usable descriptor 2 (an embedding host): import as usual
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            text = held.read().decode("utf-8", errors="replace")
-            kept = [line for line in text.splitlines(keepends=True) if not _NATIVE_NOISE.match(line.rstrip("\n"))]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+    with NativeNoiseFilter():
+        import tensorflow  # noqa: F401
