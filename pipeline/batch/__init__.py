@@ -52,9 +52,9 @@ except ImportError:  # Windows: runs are not locked
 
 import numpy as np
 
-from . import readers
-from .errors import BatchError, DataError, KtpError
-from .progress import Progress
+from .. import readers
+from ..errors import BatchError, DataError, KtpError
+from ..progress import Progress
 
 log = logging.getLogger("ktp")
 
@@ -465,7 +465,7 @@ class Runner:
 
     @staticmethod
     def _fast_path_possible(pipeline) -> bool:
-        from .classification import ClassificationPipeline
+        from ..classification import ClassificationPipeline
 
         if not isinstance(pipeline, ClassificationPipeline):
             return False
@@ -477,7 +477,7 @@ class Runner:
 
     @staticmethod
     def _tokenize_function(pipeline):
-        from .classification import ClassificationPipeline
+        from ..classification import ClassificationPipeline
 
         tokenizers = [s for s in pipeline.stages.values() if getattr(s, "kind", None) == "tokenizer"]
         if isinstance(pipeline, ClassificationPipeline) and type(pipeline).tokenize is ClassificationPipeline.tokenize:
@@ -795,7 +795,7 @@ def default_workers() -> int:
 
 
 def _load(model):
-    from .core import Pipeline
+    from ..core import Pipeline
 
     if isinstance(model, (str, os.PathLike)):
         return Pipeline.load(os.fspath(model)), os.fspath(model)
@@ -839,7 +839,7 @@ def _conll_reader(pipeline):
     if getattr(pipeline, "task", None) != "tagging":
         return None
     try:
-        from . import conll
+        from .. import conll
     except ImportError:
         return None
     iter_columns = getattr(conll, "_iter_columns", None)
@@ -1318,7 +1318,7 @@ def predict_command(args) -> int:
         if getattr(args, "runner", "local") == "beam":
             if args.resume:
                 raise BatchError("--resume is for --runner local; Beam runners retry failed work themselves")
-            from .beam import run_beam
+            from ..beam import run_beam
 
             summary = run_beam(
                 args.model_dir,

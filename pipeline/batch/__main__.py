@@ -1,0 +1,7 @@
+"""``python -m pipeline.batch MODEL_DIR --input ... --output ...``: the same as ``ktp predict``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
