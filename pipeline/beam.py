@@ -38,6 +38,7 @@ from .batch import (
     process_chunk,
     read_options_for,
     resolve_inputs,
+    unescape_cell,
 )
 
 try:
@@ -307,7 +308,7 @@ def merge_shards(shards, output: str, files, output_format: str = "jsonl") -> st
             for line in f:
                 if output_format == "tsv":
                     cells = line.split("\t", 2)
-                    name, lineno = cells[0].replace("\\t", "\t").replace("\\n", "\n").replace("\\\\", "\\"), int(cells[1])
+                    name, lineno = unescape_cell(cells[0]), int(cells[1])
                 else:
                     row = json.loads(line)
                     name, lineno = row["file"], row["line"]

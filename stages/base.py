@@ -232,11 +232,3 @@ def check_str(name, value, allow_none=False, allow_empty=False):
 def check_str_list(name, value):
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(name, "must be a list of non-empty strings", value)
-
-
-def check_file(name, value, allow_none=True):
-    if value is None and allow_none:
-        return
-    check_str(name, value)
-    if not os.path.isfile(value):
-        raise ConfigError(name, "must be the path of an existing file", value)

@@ -14,10 +14,12 @@ import pytest
 from pipeline.batch import (
     BatchError,
     add_predict_arguments,
+    escape_cell,
     manifest_path,
     predict_command,
     predict_files,
     resolve_inputs,
+    unescape_cell,
 )
 
 POS = ["很好看", "非常喜欢", "服务很好", "质量不错", "推荐购买"]
@@ -149,6 +151,48 @@ def test_predict_files_writes_tsv_with_a_header(tmp_path, pipeline):
     assert len(lines) == 3
 
 
+TRICKY_CELLS = [
+    "",
+    "plain 文本",
+    "a\\tb",  # a literal backslash and t, not a tab
+    "a\tb",
+    "\r\n",
+    "\r",
+    "trailing backslash\\",
+    "\\",
+    "\\\\n",
+    "\\\n\\\r\\\t",
+    "C:\\new\\table\r\nnext",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_CELLS)
+def test_tsv_cell_codec_round_trips_every_string_on_one_line(text):
+    cell = escape_cell(text)
+    assert not any(c in cell for c in "\t\n\r")
+    assert unescape_cell(cell) == text
+
+
+def test_tsv_escape_cell_writes_a_backslash_before_the_other_escapes():
+    assert escape_cell("a\\tb\t\r\n") == "a\\\\tb\\t\\r\\n"
+
+
+def test_tsv_unescape_cell_keeps_a_backslash_before_anything_else():
+    assert unescape_cell("a\\x\\") == "a\\x\\"
+
+
+def test_predict_files_tsv_file_cell_gives_back_a_path_with_backslash_tab_and_cr(tmp_path, pipeline):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = _write(folder / "back\\slash\tand\rcr.txt", ["好", "差"])
+    predict_files(pipeline, str(folder), str(tmp_path / "out.tsv"), workers=0)
+    with open(tmp_path / "out.tsv", encoding="utf-8", newline="") as f:
+        lines = f.read().split("\n")
+    assert len(lines) == 4 and lines[-1] == ""  # header, two rows: no stray line break
+    cells = [line.split("\t") for line in lines[1:3]]
+    assert [(unescape_cell(c[0]), c[1]) for c in cells] == [(src, "1"), (src, "2")]
+
+
 # -- bad input --------------------------------------------------------------------------------------
 def test_predict_files_turns_bad_rows_into_error_rows(tmp_path, pipeline):
     (tmp_path / "bad.txt").write_bytes(b"\xe5\xa5\xbd\n\xff\xfe broken\n\xe5\xb7\xae\n")
@@ -189,18 +233,6 @@ def test_predict_files_handles_a_one_megabyte_line(tmp_path, pipeline):
     summary = predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0)
     rows = _rows(tmp_path / "out.jsonl")
     assert len(rows) == 3 and all("label" in r for r in rows) and summary["errors"] == 0
-
-
-def test_predict_files_marks_empty_text_as_error_when_the_task_needs_text(tmp_path, model_dir):
-    from pipeline import Pipeline
-
-    p = Pipeline.load(model_dir)
-    p.requires_text = True
-    src = _write(tmp_path / "in.txt", ["好", " ", "差"])
-    summary = predict_files(p, src, str(tmp_path / "out.jsonl"), workers=0)
-    rows = _rows(tmp_path / "out.jsonl")
-    assert "the text is empty" in rows[1]["error"] and "label" in rows[2]
-    assert summary["errors"] == 1
 
 
 # -- output protection and resume --------------------------------------------------------------------

@@ -13,8 +13,8 @@ beam = pytest.importorskip(
     "apache_beam", reason='apache_beam is not installed: pip install -e ".[beam]" to run the Beam tests'
 )
 
-from pipeline.batch import BatchError, predict_files  # noqa: E402
-from pipeline.beam import existing_shards, run_beam  # noqa: E402
+from pipeline.batch import BatchError, RowFormatter, predict_files, unescape_cell  # noqa: E402
+from pipeline.beam import existing_shards, merge_shards, run_beam  # noqa: E402
 
 POS = ["很好看", "非常喜欢", "服务很好", "质量不错", "推荐购买"]
 NEG = ["太难看了", "非常讨厌", "服务很差", "质量很差", "不会再来"]
@@ -82,6 +82,40 @@ def test_run_beam_writes_tsv_shards_with_a_header(tmp_path, model_dir, corpus):
     (shard,) = existing_shards(out)
     lines = open(shard, encoding="utf-8").read().splitlines()
     assert lines[0].split("\t") == ["file", "line", "label", "score", "error"] and len(lines) == 363
+
+
+def _tsv_file_cells(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = f.read().split("\n")
+    assert lines[-1] == ""
+    return [(unescape_cell(cells[0]), int(cells[1])) for cells in (line.split("\t") for line in lines[1:-1])]
+
+
+def test_merge_shards_puts_tsv_rows_in_input_order_whatever_the_file_names(tmp_path):
+    # a literal backslash and t, a tab, and a CR LF with a trailing backslash
+    files = ["in/a\\tb.txt", "in/a\tb.txt", "in/c\r\n\\"]
+    rows = [(path, line) for path in files for line in (1, 2)]
+    formatter = RowFormatter("tsv", keys=["label"])
+    shards = []
+    for k, part in enumerate((rows[1::2][::-1], rows[0::2][::-1])):
+        shard = tmp_path / f"out-0000{k}-of-00002.tsv"
+        lines = [formatter.format(path, line, None, {"label": "pos"}, None) for path, line in part]
+        shard.write_text(formatter.header() + "".join(lines), encoding="utf-8")
+        shards.append(str(shard))
+    merged = merge_shards(shards, str(tmp_path / "out.tsv"), files, "tsv")
+    assert _tsv_file_cells(merged) == rows
+
+
+def test_run_beam_merges_tsv_shards_of_files_named_with_backslashes_and_cr(tmp_path, model_dir):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a\\b\r.txt", "b.txt"):
+        (folder / name).write_text("好\n差\n很好看\n", encoding="utf-8")
+    local, merged = str(tmp_path / "local.tsv"), str(tmp_path / "beam.tsv")
+    predict_files(model_dir, str(folder), local, workers=0)
+    run_beam(model_dir, str(folder), merged, num_shards=2, merge=True)
+    assert _tsv_file_cells(merged) == _tsv_file_cells(local)
+    assert [path for path, _ in _tsv_file_cells(local)] == [str(folder / "a\\b\r.txt")] * 3 + [str(folder / "b.txt")] * 3
 
 
 def test_run_beam_refuses_existing_shards(tmp_path, model_dir, corpus):
