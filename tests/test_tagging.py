@@ -297,11 +297,11 @@ def test_saved_crf_tagger_predicts_the_same_after_loading(en_crf, tmp_path):
 def test_saved_crf_tagger_trains_on_where_it_stopped(tmp_path):
     p = Pipeline.from_config(tagging_config())
     p.fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=2)
+    fresh = p.history_["loss"][0]  # the first epoch of a fresh start
     p.save(str(tmp_path))
     loaded = Pipeline.load(str(tmp_path))
     go_on = p.fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=1, resume=True).history_["loss"][0]
     resumed = loaded.fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=1, resume=True).history_["loss"][0]
-    fresh = Pipeline.from_config(tagging_config()).fit(EN_TOKENS * 2, EN_TAGS * 2, epochs=1).history_["loss"][0]
     assert resumed == pytest.approx(go_on, rel=1e-3)
     assert resumed < 0.5 * fresh
 
@@ -366,11 +366,20 @@ def test_tagging_monitor_accepts_the_dev_entity_f1_only_among_known_figures():
 
 
 @pytest.mark.parametrize("monitor, best", [("val_entity_f1", 1), ("val_accuracy", 3)])
-def test_tagging_monitor_restores_the_epoch_best_by_that_figure(monitor, best, tmp_path):
+def test_tagging_monitor_restores_the_epoch_best_and_plots_that_figure(monitor, best, tmp_path, monkeypatch):
     import keras
+    from matplotlib.figure import Figure
 
+    titles = []
+    real_savefig = Figure.savefig
+
+    def savefig(fig, path, *args, **kwargs):
+        titles.extend(ax.get_title() for ax in fig.axes)
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
     cfg = tagging_config()
-    cfg["training"].update(monitor=monitor, checkpoint=True, early_stopping_patience=None)
+    cfg["training"].update(monitor=monitor, checkpoint=True, early_stopping_patience=None, plots=True)
     p = Pipeline.from_config(cfg)
     # Scripted dev figures: F1 peaks in epoch 2 (index 1), token accuracy in epoch 4.
     figures = iter([(0.2, 0.1), (0.9, 0.2), (0.5, 0.3), (0.4, 0.95)])
@@ -389,25 +398,8 @@ def test_tagging_monitor_restores_the_epoch_best_by_that_figure(monitor, best, t
     assert not all(np.array_equal(a, b) for a, b in zip(final, weights[-1 if best != 3 else 0]))
     saved = keras.saving.load_model(str(tmp_path / "checkpoints" / "best.keras")).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(saved, weights[best]))
-
-
-@pytest.mark.parametrize("monitor", ["val_entity_f1", "val_accuracy"])
-def test_tagging_training_curves_plot_the_monitored_dev_figure(monitor, tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
-
-    titles = []
-    real_savefig = Figure.savefig
-
-    def savefig(fig, path, *args, **kwargs):
-        titles.extend(ax.get_title() for ax in fig.axes)
-        return real_savefig(fig, path, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", savefig)
-    cfg = tagging_config()
-    cfg["training"].update(monitor=monitor, plots=True, epochs=2)
-    p = Pipeline.from_config(cfg)
-    p.fit(EN_TOKENS, EN_TAGS, validation_data=(EN_TOKENS, EN_TAGS), output_dir=str(tmp_path))
-    assert monitor in p.history_ and (tmp_path / "training_curves.png").is_file()
+    # The training curves picture plots the monitored dev figure beside loss and accuracy.
+    assert (tmp_path / "training_curves.png").is_file()
     assert f"{monitor[4:]} (monitored: {monitor})" in titles
     assert {"loss", "entity_f1", "accuracy"} <= {t.split(" (")[0] for t in titles}
 
