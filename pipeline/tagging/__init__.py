@@ -45,11 +45,11 @@ import numpy as np
 
 from stages.base import check_choice
 
-from .conll import TAGGING_DATA, check_spans, read_tagged
-from .core import Pipeline, register_task, set_seed
-from .errors import ConfigError, DataError
+from ..conll import TAGGING_DATA, check_spans, read_tagged
+from ..core import Pipeline, register_task, set_seed
+from ..errors import ConfigError, DataError
 from stages.tag_schemes import OUTSIDE, Span, allowed_transitions, convert, parse_tag, spans_to_tags, tags_to_spans
-from .tagging_metrics import entity_report
+from ..tagging_metrics import entity_report
 
 log = logging.getLogger("ktp")
 
@@ -469,7 +469,7 @@ class TaggingPipeline(Pipeline):
         report = {"history": self.history_, "alignment": self.alignment_, "long_training_sentences": self.long_sentences_}
         self._report_members(report, output_dir, options["plots"])
         if options["plots"]:
-            from .plots import plot_history
+            from ..plots import plot_history
 
             # The monitored figure (val_entity_f1 or val_accuracy) is drawn, with its best epoch.
             plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])

@@ -27,13 +27,13 @@ import numpy as np
 
 from stages.base import check_choice, check_str
 
-from .config import column_option
-from .core import Pipeline, as_texts, register_task, set_seed
-from .errors import ConfigError, DataError
+from ..config import column_option
+from ..core import Pipeline, as_texts, register_task, set_seed
+from ..errors import ConfigError, DataError
 
 # Attention pictures are drawn by pipeline.plots, whose one font lookup every picture uses
 # (``find_cjk_font`` stays importable from here).
-from .plots import find_cjk_font, plot_attention  # noqa: F401
+from ..plots import find_cjk_font, plot_attention  # noqa: F401
 
 log = logging.getLogger("ktp")
 
@@ -195,7 +195,7 @@ class TranslationPipeline(Pipeline):
     data_options = TRANSLATION_DATA
 
     def _check_stages(self):
-        from .registry import KINDS
+        from ..registry import KINDS
 
         for name, stage in self.stages.items():
             if getattr(stage, "kind", None) not in KINDS:
@@ -263,7 +263,7 @@ class TranslationPipeline(Pipeline):
             a ``ParallelCorpus``: ``texts`` (sources), ``labels`` (targets), ``extra`` (other
             columns), ``skipped``.
         """
-        from .parallel import read_parallel
+        from ..parallel import read_parallel
 
         corpus = read_parallel(path, self.data, need_targets=need_targets)
         if corpus.skipped:
@@ -386,7 +386,7 @@ class TranslationPipeline(Pipeline):
         self.save(output_dir)
         report = {"history": self.history_}
         if options["plots"]:
-            from .plots import plot_history
+            from ..plots import plot_history
 
             plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
         if validation_data is not None:
@@ -523,7 +523,7 @@ class TranslationPipeline(Pipeline):
             that lower-cases, BLEU is case-insensitive (``lowercase: true``); ``bleu_cased``
             is always the case-sensitive score (equal to ``bleu`` otherwise).
         """
-        from .bleu import corpus_bleu
+        from ..bleu import corpus_bleu
 
         self.check_fitted()
         sources, targets = as_texts(texts), as_texts(labels)
@@ -593,7 +593,7 @@ class LanguageModelPipeline(Pipeline):
         """Read a plain-text corpus (one sequence a line; blank lines are separators and are
         left out, counted in ``blank_lines``). ``need_targets`` is ignored: a language model's
         targets are its texts."""
-        from .readers import read_corpus
+        from ..readers import read_corpus
 
         corpus = read_corpus(path, self.data, need_labels=False)
         kept = [t for t in corpus.texts if t.strip()]
@@ -658,7 +658,7 @@ class LanguageModelPipeline(Pipeline):
             self.save(output_dir)
             report = {"history": self.history_}
             if options["plots"]:
-                from .plots import plot_history
+                from ..plots import plot_history
 
                 plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
             if dev_texts:
