@@ -1,4 +1,4 @@
-"""Speed of the in-graph jieba segmenter (pipeline/export/jieba_graph.py) against jieba itself.
+"""Speed of the in-graph jieba segmenter (pipeline/export/jieba_graph/) against jieba itself.
 
 Characters per second of ``GraphJieba.segment`` in a ``tf.function`` with an input signature
 (traced and warmed up first) and of ``jieba.Tokenizer.cut`` in Python, on the same ChnSentiCorp

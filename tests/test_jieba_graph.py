@@ -1,4 +1,4 @@
-"""In-graph jieba (pipeline/export/jieba_graph.py) must be token-for-token identical to jieba.
+"""In-graph jieba (pipeline/export/jieba_graph/) must be token-for-token identical to jieba.
 
 Every comparison checks words AND code-point offsets against ``python_segment``, whose words are
 checked against jieba's ``cut`` / ``cut_for_search`` and whose offsets against jieba's own

@@ -10,6 +10,10 @@ sequential parts (calc's route, Viterbi, its backtrack) are ``tf.while_loop``s o
 vectorised over all blocks of the batch, sorted by length so that each step touches only those
 still running: the work stays linear in the text length. The dictionary, HMM tables and
 ``finalseg.Force_Split_Words`` are a snapshot taken at construction (which runs eagerly).
+
+Parts: ``rules`` (the jieba 0.42.1 character classes, state grammar and patterns reimplemented
+here, the checks that the installed jieba still has them, and ``python_segment``, the Python
+reference) and ``ops`` (linear-time TensorFlow building blocks); ``GraphJieba`` is here.
 """
 
 from __future__ import annotations
@@ -18,172 +22,34 @@ import math
 
 import numpy as np
 
-_HAN_LO, _HAN_HI = 0x4E00, 0x9FD5  # jieba's Han range, in re_han_default and finalseg.re_han
-_BLOCK_PUNCT = "+#&._%-"  # the non-alphanumeric ASCII that re_han_default keeps in blocks
-# States in alphabetical order: "the larger letter" (Python's tie-break between two
-# (prob, state) tuples with equal probs) is then simply the larger index.
-_STATES = "BEMS"
-_B, _E, _M, _S = range(4)
-# jieba's fixed predecessor sets; word boundaries are derived from them (see _viterbi_starts).
-_PREV_STATUS = {"B": "ES", "M": "MB", "S": "SE", "E": "BM"}
-_MODES = ("accurate", "search")
-# The jieba 0.42.1 patterns reimplemented here (users sometimes monkeypatch them).
-_PATTERNS = {"re_han_default": "([\u4E00-\u9FD5a-zA-Z0-9+#&\\._%\\-]+)",
-             "re_skip_default": "(\r\n|\\s)", "re_eng": "[a-zA-Z0-9]",
-             "finalseg.re_han": "([\u4E00-\u9FD5]+)",
-             "finalseg.re_skip": "([a-zA-Z0-9]+(?:\\.\\d+)?%?)"}
+from .ops import (
+    _concat,
+    _encode,
+    _flags,
+    _in_block,
+    _is_alnum,
+    _repeat,
+    _row_ids,
+    _shift_right,
+    _step_layout,
+    _step_slices,
+    _ta,
+    _tf,
+)
+from .rules import (
+    _E,
+    _HAN_HI,
+    _HAN_LO,
+    _PREV_STATUS,
+    _S,
+    _STATES,
+    UnsupportedInGraph,
+    _check_jieba,
+    _check_mode,
+    python_segment,
+)
 
-
-class UnsupportedInGraph(ValueError):
-    """A jieba option or tokenizer state that the graph segmenter cannot reproduce exactly."""
-
-
-def _check_mode(mode):
-    if mode == "full":
-        raise UnsupportedInGraph(
-            "tokenizer mode: full (jieba cut_all) cannot run in the TensorFlow graph; "
-            "use mode: accurate or search to export")
-    if mode not in _MODES:
-        raise ValueError(f"unknown jieba mode {mode!r}; expected one of accurate, search, full")
-
-
-def _check_jieba():
-    import jieba
-    from jieba import finalseg
-
-    for name, expected in _PATTERNS.items():
-        owner = finalseg if name.startswith("finalseg.") else jieba
-        if getattr(owner, name.split(".")[-1]).pattern != expected:
-            raise UnsupportedInGraph(f"jieba.{name} was changed; the graph reimplements jieba "
-                                     f"0.42.1's {expected!r} only")
-    if dict(finalseg.PrevStatus) != _PREV_STATUS:
-        raise UnsupportedInGraph("jieba.finalseg.PrevStatus was changed; the graph reimplements "
-                                 "jieba's own BMES grammar only")
-
-
-def python_segment(tokenizer, text, hmm=True, mode="accurate"):
-    """jieba's words for ``text`` with code-point offsets: the reference for ``GraphJieba``.
-
-    Args:
-        tokenizer: an initialized ``jieba.Tokenizer``.
-        text: a ``str``.
-        hmm: jieba's ``HMM`` flag.
-        mode: ``"accurate"`` (``cut``) or ``"search"`` (``cut_for_search``).
-
-    Returns:
-        ``[(word, start, end), ...]``, ``end`` exclusive; a search-mode n-gram's offsets are where
-        cut_for_search takes it from inside its accurate-mode parent word.
-    """
-    _check_mode(mode)
-    out, start = [], 0
-    for word in tokenizer.cut(text, HMM=hmm):
-        width = len(word)
-        if mode == "search":
-            for n in (2, 3):
-                if width > n:
-                    for i in range(width - n + 1):
-                        if tokenizer.FREQ.get(word[i:i + n]):
-                            out.append((word[i:i + n], start + i, start + i + n))
-        out.append((word, start, start + width))
-        start += width
-    return out
-
-
-def _tf():
-    import tensorflow as tf
-
-    return tf
-
-
-def _shift_right(x, fill):
-    """x[i - 1] at i (``fill`` at 0), written so that an empty x stays empty."""
-    tf = _tf()
-    return tf.concat([tf.fill([1], tf.constant(fill, x.dtype)), x], 0)[:-1]
-
-
-def _is_alnum(cp):
-    return ((cp >= 48) & (cp <= 57)) | ((cp >= 65) & (cp <= 90)) | ((cp >= 97) & (cp <= 122))
-
-
-def _in_block(cp):
-    """Whether each code point is in re_han_default's class [\\u4E00-\\u9FD5a-zA-Z0-9+#&._%-]."""
-    hit = ((cp >= _HAN_LO) & (cp <= _HAN_HI)) | _is_alnum(cp)
-    for ch in _BLOCK_PUNCT:
-        hit |= cp == ord(ch)
-    return hit
-
-
-def _row_ids(splits, size):
-    """(row of every value, True where a non-empty row begins) from ragged row splits in linear
-    time (value_rowids and tf.repeat build a [rows, longest row] mask: quadratic at worst)."""
-    tf = _tf()
-    starts = splits[:-1]
-    # Empty rows at the end start at `size`: they land in an extra segment that is dropped.
-    hits = tf.math.unsorted_segment_sum(tf.ones_like(starts), starts, size + 1)[:-1]
-    return tf.cumsum(hits) - 1, hits > 0
-
-
-def _repeat(values, counts):
-    """tf.repeat(values, counts) in linear time."""
-    tf = _tf()
-    splits = tf.concat([[0], tf.cumsum(counts)], 0)
-    return tf.gather(values, _row_ids(splits, splits[-1])[0])
-
-
-def _flags(pos, size):
-    """bool [size], True at the int64 positions ``pos`` (much cheaper than scatter_nd on CPU)."""
-    tf = _tf()
-    return tf.math.unsorted_segment_max(tf.ones_like(pos, tf.int32), pos, size) > 0
-
-
-def _step_layout(lengths):
-    """Lay sequences (sorted longest first) out step by step: step t holds item t of every
-    sequence longer than t, and those sequences are a prefix of the sorted list.
-
-    Returns:
-        (counts, offsets, seq, t): counts[t] = sequences longer than t (with at least two
-        trailing zeros), offsets[t] = where step t starts in the step-major flat layout, and the
-        sequence and step of every flat element.
-    """
-    tf = _tf()
-    steps = tf.maximum(tf.reduce_max(tf.concat([lengths, [0]], 0)), 0)
-    hist = tf.math.unsorted_segment_sum(tf.ones_like(lengths), lengths, steps + 2)
-    counts = tf.size(lengths, out_type=tf.int64) - tf.cumsum(hist)
-    offsets = tf.cumsum(counts, exclusive=True)
-    # Item t of sequence i goes to offsets[t] + i: a permutation of the sequence-major order.
-    seq_major = _repeat(tf.range(tf.size(lengths, out_type=tf.int64)), lengths)
-    t_major = tf.range(tf.size(seq_major, out_type=tf.int64)) - _repeat(
-        tf.cumsum(lengths, exclusive=True), lengths)
-    back = tf.math.invert_permutation(tf.gather(offsets, t_major) + seq_major)
-    return counts, offsets, tf.gather(seq_major, back), tf.gather(t_major, back)
-
-
-def _step_slices(counts, offsets):
-    """Per step, [begin, size] of its rows in a step-layout matrix, for tf.slice in a loop body
-    (a gathered row per step costs far fewer ops than ``x[a:b]`` with tensor bounds)."""
-    tf = _tf()
-    return (tf.stack([offsets, tf.zeros_like(offsets)], 1),
-            tf.stack([counts, -tf.ones_like(counts)], 1))
-
-
-def _encode(cp, starts, lengths):
-    """UTF-8 strings of the code-point slices cp[starts[i] : starts[i] + lengths[i]]."""
-    tf = _tf()
-    offsets = tf.cumsum(lengths, exclusive=True)
-    idx = tf.range(tf.reduce_sum(lengths), dtype=tf.int64) + _repeat(starts - offsets, lengths)
-    chars = tf.RaggedTensor.from_row_lengths(tf.gather(cp, idx), lengths, validate=False)
-    return tf.strings.unicode_encode(chars, "UTF-8")
-
-
-def _ta(dtype):
-    tf = _tf()
-    return tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False,
-                          element_shape=tf.TensorShape([None]))
-
-
-def _concat(ta):
-    """ta.concat(), also for an empty array in eager mode (one empty element is appended)."""
-    return ta.write(ta.size(), _tf().zeros([0], ta.dtype)).concat()
+__all__ = ["GraphJieba", "UnsupportedInGraph", "python_segment"]
 
 
 class GraphJieba:
