@@ -12,5 +12,6 @@ from .core import Pipeline, TASKS  # noqa: E402
 from . import classification  # noqa: E402,F401  (registers the classification task)
 from . import seq2seq  # noqa: E402,F401  (registers the translation and language_model tasks)
 from . import tagging  # noqa: E402,F401  (registers the tagging task)
+from .tasks import regression  # noqa: E402,F401  (registers the regression task: the plug-in example)
 
 __all__ = ["Pipeline", "ConfigError", "DataError", "NotFittedError", "TASKS", "__version__"]

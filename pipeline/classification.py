@@ -136,8 +136,7 @@ class ClassificationPipeline(Pipeline):
         for i, member_seed, member_dir in self._members(n_members, options, output_dir):
             model.build(
                 vectorizer.input_layer(len(vocabulary)),
-                n_outputs=len(decoder.labels_),
-                multi_label=decoder.multi_label,
+                **self._model_outputs(),
                 initial_weights=self._initial_weights(vectorizer, member_seed),
                 **({"member": i} if n_members > 1 else {}),
             )
@@ -158,6 +157,11 @@ class ClassificationPipeline(Pipeline):
         if output_dir:
             self._write_run(output_dir, options, validation_data)
         return self
+
+    def _model_outputs(self) -> dict:
+        """What the model stage's ``build`` needs to know of the targets: their number and kind."""
+        decoder = self.stage("decoder")
+        return {"n_outputs": len(decoder.labels_), "multi_label": decoder.multi_label}
 
     def _write_run(self, output_dir, options, validation_data):
         self.save(output_dir)

@@ -239,7 +239,7 @@ def cmd_train(args) -> int:
 
 
 def _headline(metrics: dict) -> str:
-    keys = ("accuracy", "macro_f1", "f1", "precision", "recall", "bleu", "perplexity")
+    keys = ("accuracy", "macro_f1", "f1", "precision", "recall", "bleu", "perplexity", "mae", "rmse", "r2", "pearson")
     return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), (int, float)))
 
 

@@ -93,6 +93,8 @@ class Pipeline:
     data_options: dict = {}
     #: the family's own ``training`` options, added to (or replacing) the common ones.
     training_options: dict = {}
+    #: for a family outside ``pipeline.export``: the module whose import registers its exporter.
+    exporter_module: str | None = None
 
     def __init__(self, stages, training: dict | None = None, data: dict | None = None, name: str | None = None):
         items = list(stages.items()) if isinstance(stages, dict) else list(stages)

@@ -354,7 +354,7 @@ class RNNClassifier(RecurrentModel):
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
         for j, size in enumerate(self.dense_units):
             x = keras.layers.Dense(size, activation="relu", name=f"dense_{j + 1}")(x)
-        activation = "sigmoid" if multi_label else "softmax"
+        activation = self._output_activation(multi_label)
         if self.ngrams:
             logits = keras.layers.Dense(n_outputs, name="logits")(x)
             bag = NgramBag(
@@ -363,12 +363,19 @@ class RNNClassifier(RecurrentModel):
             out = keras.layers.Activation(activation, name="scores")(keras.layers.Add(name="wide_and_deep")([logits, bag]))
         else:
             out = keras.layers.Dense(n_outputs, activation=activation, name="scores")(x)
-        model = keras.Model(ids, out, name="rnn_classifier" if member is None else f"member_{member + 1}")
+        model = keras.Model(ids, out, name=self.network_name if member is None else f"member_{member + 1}")
         if initial_weights is not None:
             input_layer.set_weights([initial_weights])
         self._compile(model, multi_label)
         self.model_ = model
         return self
+
+    #: The Keras model's name (a joined ensemble adds ``_ensemble``).
+    network_name = "rnn_classifier"
+
+    @staticmethod
+    def _output_activation(multi_label: bool) -> str:
+        return "sigmoid" if multi_label else "softmax"
 
     def _compile(self, model, multi_label: bool):
         if multi_label:
@@ -389,5 +396,5 @@ class RNNClassifier(RecurrentModel):
         out = keras.layers.Average(name="ensemble_mean")([m(ids) for m in members])
         # Not compiled: it only predicts (members train on their own), and an unused optimizer
         # would be saved empty and warn on every load.
-        self.model_ = keras.Model(ids, out, name="rnn_classifier_ensemble")
+        self.model_ = keras.Model(ids, out, name=f"{self.network_name}_ensemble")
         return self

@@ -36,12 +36,21 @@ def _lm_config():
     }
 
 
+def _regression_config():
+    # The plug-in example family (pipeline/tasks/regression, docs/tasks.md).
+    config = tiny_config(vectorizer="embedding", type="rnn_regressor")
+    config.update(task="regression")
+    config["stages"]["decoder"] = {"type": "value", "minimum": 1, "maximum": 5}
+    return config
+
+
 #: task -> (config, training texts, training targets, raw texts to predict)
 CASES = {
     "classification": (tiny_config(), ZH_POS + ZH_NEG, ["pos"] * 6 + ["neg"] * 6, ["很好看", "太差了", ""]),
     "tagging": (tagging_config(features={"shape": {}}), EN_TOKENS, EN_TAGS, ["Anna met Bob in Oslo .", "Acme Corp", ""]),
     "translation": (translation_config(), *_toy_pairs(24), ["hund katze", "haus", ""]),
     "language_model": (_lm_config(), LM_TEXTS, None, ["the cat", "a", ""]),
+    "regression": (_regression_config(), ZH_POS + ZH_NEG, [5, 4, 5, 4, 5, 4, 1, 2, 1, 2, 1, 2], ["很好看", "太差了", ""]),
 }
 
 

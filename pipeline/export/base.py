@@ -90,6 +90,10 @@ def exporter_for(pipeline) -> type:
     """The ``Exporter`` class of ``pipeline``'s task family, or ExportError saying there is none."""
     from . import classification, language_model, tagging, translation  # noqa: F401  (register)
 
+    if getattr(pipeline, "exporter_module", None):
+        import importlib
+
+        importlib.import_module(pipeline.exporter_module)  # a plug-in family's exporter registers itself
     task = getattr(pipeline, "task", type(pipeline).__name__)
     cls = EXPORTERS.get(task)
     if cls is None:

@@ -50,27 +50,16 @@ class ClassificationExporter(Exporter):
     def build(self, module, asset_dir):
         tf = self.tf
         p = self.pipeline
-        vectorizer, vocabulary, decoder = p.stage("vectorizer"), p.stage("vocabulary"), p.stage("decoder")
+        vectorizer, vocabulary = p.stage("vectorizer"), p.stage("vocabulary")
         keras_model = p.stage("model").model_
-        labels = list(decoder.labels_)
-        k = min(decoder.top_k, len(labels))
-        threshold = float32_at_least(decoder.threshold)
         text = GraphText(p.stage("tokenizer")).attach(module)
         module.vocab_table = vocab_table = lookup_table(tf, vocabulary.tokens_, vocabulary.unk_id)
-        label_constant = tf.constant(labels, dtype=tf.string)
 
-        def answer(tokens):
+        def model_outputs(tokens):
             ids = padded_ids(vocab_table.lookup(tokens), vectorizer.max_length, vectorizer.truncation, vectorizer.padding)
-            scores = tf.cast(keras_model(ids, training=False), tf.float32)
-            ordered, order = tf.math.top_k(scores, k=len(labels), sorted=True)
-            out = {"label": tf.gather(label_constant, order[:, 0]), "score": ordered[:, 0], "scores": scores}
-            if k > 1:
-                out["top_k_labels"] = tf.gather(label_constant, order[:, :k])
-                out["top_k_scores"] = ordered[:, :k]
-            if decoder.multi_label:
-                out["over_threshold"] = scores >= tf.constant(threshold, tf.float32)
-            return out
+            return tf.cast(keras_model(ids, training=False), tf.float32)
 
+        answer = self.answers(module, model_outputs)
         text_spec = tf.TensorSpec([None], tf.string, name="text")
 
         @tf.function(input_signature=[text_spec], autograph=False)
@@ -86,8 +75,31 @@ class ClassificationExporter(Exporter):
             return text.tokenize(text_in)
 
         module.tokenize = tokenize.get_concrete_function()
-        module.label_names = tf.Variable(labels, dtype=tf.string, trainable=False, name="label_names")
         return {TEXT_SIGNATURE: serve_text.get_concrete_function(), TOKENS_SIGNATURE: serve_tokens.get_concrete_function()}
+
+    def answers(self, module, model_outputs):
+        """The graph function from ragged tokens to the signature's outputs, given
+        ``model_outputs`` (ragged tokens -> the Keras model's float32 outputs)."""
+        tf = self.tf
+        decoder = self.pipeline.stage("decoder")
+        labels = list(decoder.labels_)
+        k = min(decoder.top_k, len(labels))
+        threshold = float32_at_least(decoder.threshold)
+        label_constant = tf.constant(labels, dtype=tf.string)
+        module.label_names = tf.Variable(labels, dtype=tf.string, trainable=False, name="label_names")
+
+        def answer(tokens):
+            scores = model_outputs(tokens)
+            ordered, order = tf.math.top_k(scores, k=len(labels), sorted=True)
+            out = {"label": tf.gather(label_constant, order[:, 0]), "score": ordered[:, 0], "scores": scores}
+            if k > 1:
+                out["top_k_labels"] = tf.gather(label_constant, order[:, :k])
+                out["top_k_scores"] = ordered[:, :k]
+            if decoder.multi_label:
+                out["over_threshold"] = scores >= tf.constant(threshold, tf.float32)
+            return out
+
+        return answer
 
     def compare(self, loaded, samples):
         tf = self.tf
