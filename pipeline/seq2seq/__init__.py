@@ -12,165 +12,41 @@ shared) vocabulary must reserve ``<bos>`` and ``<eos>``.
 
 A language model is one chain: tokenizer -> vocabulary -> vectorizer -> rnn_language_model ->
 sampler.
+
+``TranslationPipeline`` is here; the other parts are modules of this package: ``options`` (the
+families' ``data`` options and the ``<bos>`` / ``<eos>`` check), ``batches`` (id lists to
+length-bucketed, padded batches) and ``language_model`` (``LanguageModelPipeline``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import re
 import time
 
 import numpy as np
 
-from stages.base import check_choice, check_str
-
-from ..config import column_option
 from ..core import Pipeline, as_texts, register_task, set_seed
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 
 # Attention pictures are drawn by pipeline.plots, whose one font lookup every picture uses
 # (``find_cjk_font`` stays importable from here).
 from ..plots import find_cjk_font, plot_attention  # noqa: F401
+from .batches import _Batches, _dataset, _length_batches, _pad, _truncate  # noqa: F401
+from .options import (  # noqa: F401
+    BOS,
+    EOS,
+    LANGUAGE_MODEL_DATA,
+    TRANSLATION_DATA,
+    _check_reserved,
+    _lang_option,
+)
 
 log = logging.getLogger("ktp")
 
-BOS, EOS = "<bos>", "<eos>"
 SIDES = ("source", "target")
 CHAIN = ("tokenizer", "vocabulary", "vectorizer")
-
-
-def _lang_option(name, value):
-    check_str(name, value, allow_none=True)
-    if value is not None and not re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]+)*", value):
-        raise ConfigError(name, "must be a language code such as en, de or zh", value)
-
-
-#: The translation family's ``data`` options.
-TRANSLATION_DATA = {
-    "format": ("aligned", lambda n, v: check_choice(n, v, ("aligned", "tsv", "csv"))),
-    "source_lang": (None, _lang_option),
-    "target_lang": (None, _lang_option),
-    "source_column": ("source", column_option),
-    "target_column": ("target", column_option),
-    "header": (True, lambda n, v: check_choice(n, v, (True, False))),
-    "on_empty": ("error", lambda n, v: check_choice(n, v, ("error", "skip"))),
-}
-
-#: The language-model family's ``data`` options.
-LANGUAGE_MODEL_DATA = {
-    "format": ("text", lambda n, v: check_choice(n, v, ("text", "tsv", "csv", "jsonl"))),
-    "text_column": ("text", column_option),
-    "header": (True, lambda n, v: check_choice(n, v, (True, False))),
-    "language": (None, _lang_option),
-}
-
-
-# -- batching -------------------------------------------------------------------------------------
-def _pad(rows, multiple: int = 8) -> np.ndarray:
-    """Right-pad id lists with 0 to the longest, rounded up to ``multiple`` (few distinct shapes,
-    so compiled functions are reused)."""
-    longest = max((len(r) for r in rows), default=1) or 1
-    width = int(math.ceil(longest / multiple) * multiple)
-    out = np.zeros((len(rows), width), dtype=np.int32)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
-def _length_batches(lengths, batch_size, rng=None):
-    """Index batches of sentences of similar length (little padding). With ``rng`` the lengths
-    get a little noise (so batches differ between epochs) and the batch order is shuffled;
-    without, batches come shortest first."""
-    lengths = np.asarray(lengths, dtype=np.float64)
-    key = lengths + (rng.uniform(0, 2, size=len(lengths)) if rng is not None else 0)
-    order = np.argsort(key, kind="stable")
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-    if rng is not None:
-        rng.shuffle(batches)
-    return batches
-
-
-class _Batches:
-    """Length-bucketed, per-batch padded id arrays; a new batch order each pass when shuffling.
-
-    ``columns``: lists of id lists; the first ``n_inputs`` are model inputs, the last the target.
-    """
-
-    def __init__(self, columns, n_inputs, batch_size, seed=None, shuffle=True):
-        self.columns, self.n_inputs, self.batch_size = columns, n_inputs, batch_size
-        self.rng = np.random.default_rng(seed) if shuffle else None
-        self.lengths = [len(r) for r in columns[-1]]
-        self.batches = _length_batches(self.lengths, batch_size, self.rng)
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, idx):
-        index = self.batches[idx]
-        arrays = [_pad([col[i] for i in index]) for col in self.columns]
-        inputs = tuple(arrays[: self.n_inputs]) if self.n_inputs > 1 else arrays[0]
-        return inputs, arrays[-1]
-
-    def reshuffle(self):
-        if self.rng is not None:
-            self.batches = _length_batches(self.lengths, self.batch_size, self.rng)
-
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]
-        self.reshuffle()
-
-
-def _dataset(columns, n_inputs, batch_size, seed=None, shuffle=True):
-    """Batches for ``Model.fit`` / ``evaluate``: a ``tf.data.Dataset`` on TensorFlow (declaring
-    every dimension variable, since batches differ in size and width), a
-    ``keras.utils.PyDataset`` on other backends."""
-    import keras
-
-    batches = _Batches(columns, n_inputs, batch_size, seed=seed, shuffle=shuffle)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
-        inputs_spec = tuple([spec] * n_inputs) if n_inputs > 1 else spec
-        ds = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=(inputs_spec, spec))
-        # A known length lets Keras count steps (and not warn that the data "ran out").
-        return ds.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
-
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-
-        def __len__(self):
-            return len(batches)
-
-        def __getitem__(self, idx):
-            return batches[idx]
-
-        def on_epoch_end(self):
-            batches.reshuffle()
-
-    return Batches()
-
-
-def _truncate(ids, max_length, truncation="post"):
-    if max_length is None or len(ids) <= max_length:
-        return ids
-    return ids[:max_length] if truncation == "post" else ids[len(ids) - max_length:]
-
-
-def _check_reserved(pipeline, name, vocabulary):
-    missing = [t for t in (BOS, EOS) if t not in vocabulary.reserved]
-    if missing:
-        raise ConfigError(
-            "reserved",
-            f"must include {' and '.join(missing)} for a {pipeline.task} pipeline, e.g. reserved: [<bos>, <eos>]",
-            list(vocabulary.reserved),
-            f"stages.{name}",
-        )
 
 
 # -- translation ----------------------------------------------------------------------------------
@@ -324,6 +200,35 @@ class TranslationPipeline(Pipeline):
             raise ValueError("Cannot fit on an empty training set")
         options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
         set_seed(options["seed"])
+        src_tokens, tgt_tokens = self._fit_chains(sources, targets)
+        src_voc, tgt_voc = self.side("vocabulary", "source"), self.side("vocabulary", "target")
+        src_vec, tgt_vec = self.side("vectorizer", "source"), self.side("vectorizer", "target")
+        train = self._pairs(src_tokens, tgt_tokens, options["batch_size"], seed=options["seed"])
+        self.truncated_ = sum(len(t) > len(s) for t, s in zip(src_tokens, self._source_ids(src_tokens)))
+        if self.truncated_:
+            log.info("%d source sentences were longer than max_length and truncated", self.truncated_)
+        val = None
+        if validation_data is not None:
+            val = self._dev_pairs(validation_data, options["predict_batch_size"])
+
+        weights = getattr(src_vec, "initial_weights", lambda: None)(), getattr(tgt_vec, "initial_weights", lambda: None)()
+        self.model.build(src_vec.input_layer(len(src_voc)), tgt_vec.input_layer(len(tgt_voc)), len(tgt_voc), initial_weights=weights)
+        self._searches = {}
+        self.model.fit(
+            train,
+            validation_data=val,
+            epochs=options["epochs"],
+            callbacks=self._callbacks(options, output_dir, val is not None) + list(callbacks or ()),
+            verbose=options["verbose"],
+        )
+        self.history_ = self.model.history_
+        if output_dir:
+            self._write_run(output_dir, options, validation_data)
+        return self
+
+    def _fit_chains(self, sources, targets):
+        """Fit the tokenizers, vocabularies and vectorizers of both sides (a shared stage once, on
+        both sides' data). Returns the source and target tokens."""
         src_tok, tgt_tok = self.side("tokenizer", "source"), self.side("tokenizer", "target")
         src_voc, tgt_voc = self.side("vocabulary", "source"), self.side("vocabulary", "target")
         src_vec, tgt_vec = self.side("vectorizer", "source"), self.side("vectorizer", "target")
@@ -349,35 +254,20 @@ class TranslationPipeline(Pipeline):
         src_vec.fit(vocabulary=src_voc)
         if tgt_vec is not src_vec or tgt_voc is not src_voc:
             tgt_vec.fit(vocabulary=tgt_voc)
-        train = self._pairs(src_tokens, tgt_tokens, options["batch_size"], seed=options["seed"])
-        self.truncated_ = sum(len(t) > len(s) for t, s in zip(src_tokens, self._source_ids(src_tokens)))
-        if self.truncated_:
-            log.info("%d source sentences were longer than max_length and truncated", self.truncated_)
-        val = None
-        if validation_data is not None:
-            v_src, v_tgt = validation_data
-            v_src_tokens, v_tgt_tokens = src_tok.transform(as_texts(v_src)), tgt_tok.transform(as_texts(v_tgt))
-            self.dev_coverage_ = {
-                "source": src_voc.coverage(v_src_tokens)["coverage"],
-                "target": tgt_voc.coverage(v_tgt_tokens)["coverage"],
-            }
-            log.info("Vocabulary covers %.1f%% of dev source and %.1f%% of dev target tokens", 100 * self.dev_coverage_["source"], 100 * self.dev_coverage_["target"])
-            val = self._pairs(v_src_tokens, v_tgt_tokens, options["predict_batch_size"], shuffle=False)
+        return src_tokens, tgt_tokens
 
-        weights = getattr(src_vec, "initial_weights", lambda: None)(), getattr(tgt_vec, "initial_weights", lambda: None)()
-        self.model.build(src_vec.input_layer(len(src_voc)), tgt_vec.input_layer(len(tgt_voc)), len(tgt_voc), initial_weights=weights)
-        self._searches = {}
-        self.model.fit(
-            train,
-            validation_data=val,
-            epochs=options["epochs"],
-            callbacks=self._callbacks(options, output_dir, val is not None) + list(callbacks or ()),
-            verbose=options["verbose"],
-        )
-        self.history_ = self.model.history_
-        if output_dir:
-            self._write_run(output_dir, options, validation_data)
-        return self
+    def _dev_pairs(self, validation_data, batch_size):
+        """The dev set as batches of pairs; records the vocabularies' coverage of it."""
+        src_tok, tgt_tok = self.side("tokenizer", "source"), self.side("tokenizer", "target")
+        src_voc, tgt_voc = self.side("vocabulary", "source"), self.side("vocabulary", "target")
+        v_src, v_tgt = validation_data
+        v_src_tokens, v_tgt_tokens = src_tok.transform(as_texts(v_src)), tgt_tok.transform(as_texts(v_tgt))
+        self.dev_coverage_ = {
+            "source": src_voc.coverage(v_src_tokens)["coverage"],
+            "target": tgt_voc.coverage(v_tgt_tokens)["coverage"],
+        }
+        log.info("Vocabulary covers %.1f%% of dev source and %.1f%% of dev target tokens", 100 * self.dev_coverage_["source"], 100 * self.dev_coverage_["target"])
+        return self._pairs(v_src_tokens, v_tgt_tokens, batch_size, shuffle=False)
 
     def _name_of(self, stage):
         return next(n for n, s in self.stages.items() if s is stage)
@@ -556,210 +446,6 @@ class TranslationPipeline(Pipeline):
 
     # -- export -----------------------------------------------------------------------------
 
-# -- language model -------------------------------------------------------------------------------
-@register_task("language_model")
-class LanguageModelPipeline(Pipeline):
-    """Next-token language model on plain text, with sampling-based generation.
 
-    Each non-empty line of the corpus is one sequence (``<bos>`` tokens ``<eos>``); sequences
-    longer than the vectorizer's ``max_length`` are cut into consecutive windows so no token
-    is lost.
-
-    Example:
-        >>> from pipeline import Pipeline
-        >>> p = Pipeline.from_config({"task": "language_model", "stages": {
-        ...     "tokenizer": {"type": "char"}, "vocabulary": {"reserved": ["<bos>", "<eos>"]},
-        ...     "vectorizer": {"type": "embedding", "dim": 8, "max_length": 16},
-        ...     "model": {"type": "rnn_language_model", "units": 8}, "decoder": {"type": "sampler"}}})
-        >>> _ = p.fit(["我爱北京", "我爱上海"], epochs=1, verbose=0)
-        >>> isinstance(p.generate("我", max_tokens=3, seed=1), str)
-        True
-    """
-
-    required_kinds = ("tokenizer", "vocabulary", "vectorizer", "model", "decoder")
-    data_options = LANGUAGE_MODEL_DATA
-
-    def _check_stages(self):
-        super()._check_stages()
-        for kind, type_name in (("model", "rnn_language_model"), ("decoder", "sampler")):
-            stage = self.stage(kind)
-            if stage.type_name != type_name:
-                name = next(n for n, s in self.stages.items() if s is stage)
-                raise ConfigError("type", f"must be {type_name} in a language_model pipeline", stage.type_name, f"stages.{name}")
-        vocab = self.stage("vocabulary")
-        _check_reserved(self, next(n for n, s in self.stages.items() if s is vocab), vocab)
-
-    def read(self, path: str, need_targets: bool = True):
-        """Read a plain-text corpus (one sequence a line; blank lines are separators and are
-        left out, counted in ``blank_lines``). ``need_targets`` is ignored: a language model's
-        targets are its texts."""
-        from ..readers import read_corpus
-
-        corpus = read_corpus(path, self.data, need_labels=False)
-        kept = [t for t in corpus.texts if t.strip()]
-        corpus.blank_lines = len(corpus.texts) - len(kept)
-        corpus.texts = kept
-        if not kept:
-            raise DataError(f"{path}: holds no non-blank lines")
-        if corpus.skipped:
-            log.warning("%s: skipped %d unreadable lines; first: %s", path, len(corpus.skipped), corpus.skipped[0][2])
-        return corpus
-
-    def tokenize(self, texts) -> list[list[str]]:
-        return self.stage("tokenizer").transform(as_texts(texts))
-
-    def _windows(self, tokens):
-        vocab = self.stage("vocabulary")
-        bos, eos = vocab.id_of(BOS), vocab.id_of(EOS)
-        limit = self.stage("vectorizer").max_length
-        inputs, targets = [], []
-        for ids in vocab.transform(tokens):
-            seq = [bos] + ids + [eos]
-            step = limit or len(seq)
-            for start in range(0, len(seq) - 1, step):
-                window = seq[start: start + step + 1]
-                inputs.append(window[:-1])
-                targets.append(window[1:])
-        return inputs, targets
-
-    def fit(self, texts, labels=None, validation_data=None, output_dir=None, epochs=None, batch_size=None, seed=None, verbose=None,
-            callbacks=None):
-        """Fit the chain on ``texts`` and train next-token prediction.
-
-        Args:
-            texts: the training texts (one sequence each).
-            labels: unused (a language model's targets are its texts); accepted so every task
-                family trains through the same call.
-            validation_data: dev texts, or ``(texts, None)``.
-            output_dir, epochs, batch_size, seed, verbose: as for classification.
-            callbacks: extra Keras callbacks, run after the pipeline's own.
-        """
-        texts = [t for t in as_texts(texts) if t.strip()]
-        if not texts:
-            raise ValueError("Cannot fit a language model on no (non-blank) texts")
-        options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
-        set_seed(options["seed"])
-        tokenizer, vocabulary, vectorizer, model, _ = (self.stage(k) for k in self.required_kinds)
-        tokenizer.fit(texts)
-        tokens = tokenizer.transform(texts)
-        vocabulary.fit(tokens)
-        vectorizer.fit(vocabulary=vocabulary)
-        inputs, targets = self._windows(tokens)
-        train = _dataset([inputs, targets], 1, options["batch_size"], seed=options["seed"])
-        val = None
-        dev_texts = self._dev_texts(validation_data)
-        if dev_texts:
-            val = _dataset(list(self._windows(tokenizer.transform(dev_texts))), 1, options["predict_batch_size"], shuffle=False)
-        model.build(vectorizer.input_layer(len(vocabulary)), len(vocabulary), getattr(vectorizer, "initial_weights", lambda: None)())
-        own = self._callbacks(options, output_dir, val is not None)
-        model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=own + list(callbacks or ()), verbose=options["verbose"])
-        self.history_ = model.history_
-        if output_dir:
-            self.save(output_dir)
-            report = {"history": self.history_}
-            if options["plots"]:
-                from ..plots import plot_history
-
-                plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
-            if dev_texts:
-                report["dev"] = self.evaluate(dev_texts)
-            with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2, ensure_ascii=False)
-        return self
-
-    @staticmethod
-    def _dev_texts(validation_data):
-        if validation_data is None:
-            return None
-        if isinstance(validation_data, tuple) and len(validation_data) == 2 and not isinstance(validation_data[1], str):
-            validation_data = validation_data[0]
-        return [t for t in as_texts(validation_data) if t.strip()]
-
-    def evaluate(self, texts, labels=None, batch_size=None) -> dict:
-        """Perplexity and next-token accuracy on ``texts`` (``labels`` is unused).
-
-        Returns:
-            ``{"perplexity", "token_accuracy", "tokens", "texts"}``; tokens counts every
-            predicted position, ``<eos>`` included.
-        """
-        self.check_fitted()
-        texts = [t for t in as_texts(texts) if t.strip()]
-        if not texts:
-            raise ValueError("Nothing to evaluate: no non-blank texts")
-        inputs, targets = self._windows(self.tokenize(texts))
-        scores = self.stage("model").evaluate(_dataset([inputs, targets], 1, batch_size or self.training["predict_batch_size"], shuffle=False))
-        return {
-            "perplexity": scores["perplexity"],
-            "token_accuracy": scores["accuracy"],
-            "tokens": int(sum(len(t) for t in targets)),
-            "texts": len(texts),
-        }
-
-    def generate(self, prompt: str = "", max_tokens=None, temperature=None, top_k=None, seed=None) -> str:
-        """Continue ``prompt``: sample up to ``max_tokens`` tokens (stopping at ``<eos>``).
-
-        Args:
-            prompt: the text to continue ("" starts a new text).
-            max_tokens, temperature, top_k, seed: override the ``sampler`` decoder's settings
-                (temperature 0 is greedy; top_k 0 samples from the whole vocabulary).
-
-        Returns:
-            the generated continuation, detokenised (without the prompt).
-        """
-        if not isinstance(prompt, str):
-            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-        self.check_fitted()
-        return self._generate(self.tokenize([prompt])[0], max_tokens, temperature, top_k, seed)["generated"]
-
-    def _generate(self, prompt_tokens, max_tokens=None, temperature=None, top_k=None, seed=None) -> dict:
-        from keras import ops
-
-        from stages.base import check_float, check_int
-
-        self.check_fitted()
-        d = self.stage("decoder")
-        max_tokens = d.max_tokens if max_tokens is None else max_tokens
-        temperature = d.temperature if temperature is None else temperature
-        top_k = d.top_k if top_k is None else top_k
-        seed = d.seed if seed is None else seed
-        try:
-            check_int("max_tokens", max_tokens, minimum=1)
-            check_float("temperature", temperature, 0.0)
-            check_int("top_k", top_k, minimum=0)
-        except ConfigError as err:
-            raise ValueError(str(err)) from None
-        vocab = self.stage("vocabulary")
-        model = self.stage("model")
-        bos, eos = vocab.id_of(BOS), vocab.id_of(EOS)
-        ids = [bos] + vocab.transform([list(prompt_tokens)])[0]
-        state = model.initial_state(1)
-        for tok in ids:
-            log_probs, state, _ = model.step(ops.convert_to_tensor([tok], "int32"), state)
-        rng = np.random.default_rng(seed)
-        # Never sample padding, <bos> or <unk> (unless the vocabulary has almost nothing else).
-        banned = [0, bos, vocab.unk_id] if len(vocab) > 4 else [0, bos]
-        out = []
-        for _ in range(max_tokens):
-            tok = d.pick(ops.convert_to_numpy(log_probs)[0], temperature, top_k, rng, banned=banned)
-            if tok == eos:
-                break
-            out.append(tok)
-            log_probs, state, _ = model.step(ops.convert_to_tensor([tok], "int32"), state)
-        tokens = [vocab.tokens_[i] for i in out]
-        language = self.data.get("language")
-        return {
-            "prompt": d.to_text(list(prompt_tokens), language),
-            "generated": d.to_text(tokens, language),
-            "tokens": tokens,
-        }
-
-    def predict_tokens(self, tokens, batch_size=None, max_tokens=None, temperature=None, top_k=None, seed=None) -> list[dict]:
-        """Continue each prompt, given as tokens (from ``tokenize``): one dict per prompt with
-        ``prompt``, ``generated`` and ``tokens``. ``max_tokens``, ``temperature``, ``top_k``
-        and ``seed`` override the decoder's settings (``temperature=0`` is greedy)."""
-        self.check_fitted()
-        return [self._generate(t, max_tokens, temperature, top_k, seed) for t in tokens]
-
-    def predict(self, texts, batch_size=None, max_tokens=None, temperature=None, top_k=None, seed=None) -> list[dict]:
-        """Continue each prompt in ``texts`` (see ``predict_tokens``)."""
-        return self.predict_tokens(self.tokenize(texts), batch_size, max_tokens, temperature, top_k, seed)
+# Registered after TranslationPipeline, so TASKS keeps its order (translation, then language_model).
+from .language_model import LanguageModelPipeline  # noqa: F401
