@@ -30,26 +30,41 @@ logged and reported; nothing is dropped silently.
 
 Entity types seen at evaluation but not in training cannot be predicted: they count as misses
 (as in seqeval) and are listed under ``unseen_types`` in the report, with a warning.
+
+``TaggingPipeline`` is here; the other parts are modules of this package: ``offsets`` (tokens with
+their character offsets), ``alignment`` (gold entities onto tokens) and ``scoring`` (entity
+scores).
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
-import math
 import os
 import time
 
 import numpy as np
 
 from stages.base import check_choice
+from stages.tag_schemes import (
+    OUTSIDE,
+    Span,
+    allowed_transitions,
+    convert,
+    parse_tag,
+    spans_to_tags,
+    tags_to_spans,
+)
 
 from ..conll import TAGGING_DATA, check_spans, read_tagged
 from ..core import Pipeline, register_task, set_seed
 from ..errors import ConfigError, DataError
-from stages.tag_schemes import OUTSIDE, Span, allowed_transitions, convert, parse_tag, spans_to_tags, tags_to_spans
 from ..tagging_metrics import entity_report
+from .alignment import _Example, project_spans
+from .offsets import TokenizedText, _join, tokenize_with_offsets
+from .scoring import span_score
+
+__all__ = ["DEV_FIGURES", "TAGGING_TRAINING", "TaggingPipeline", "TokenizedText", "tokenize_with_offsets"]
 
 log = logging.getLogger("ktp")
 
@@ -59,74 +74,6 @@ DEV_FIGURES = ("val_accuracy", "val_entity_f1")
 TAGGING_TRAINING = {
     "monitor": ("val_accuracy", lambda n, v: check_choice(n, v, (*DEV_FIGURES, "val_loss"))),
 }
-
-
-class TokenizedText(list):
-    """The tokens of one text as the vocabulary sees them (normalised), plus where they came from.
-
-    Attributes:
-        text: the raw text.
-        spans: ``(start, end)`` character offsets of each token in ``text``.
-        raw: each token as written in ``text`` (before normalisation).
-    """
-
-    def __init__(self, tokens, text: str, spans):
-        super().__init__(tokens)
-        self.text = text
-        self.spans = [tuple(s) for s in spans]
-
-    @property
-    def raw(self) -> list[str]:
-        return [self.text[s:e] for s, e in self.spans]
-
-
-def tokenize_with_offsets(tokenizer, text: str) -> TokenizedText:
-    """Split ``text`` with a tokenizer stage and find each token's character offsets.
-
-    Normalisation (NFKC, lowercasing) is defined character by character, so every normalised
-    character maps back to the raw character it came from; the tokenizer splits the
-    normalised text and says where each token lies in it (``Tokenizer.split_spans``), which
-    maps back to the raw text. Linear in the length of the text.
-
-    Example:
-        >>> from stages.tokenizers import CharTokenizer
-        >>> t = tokenize_with_offsets(CharTokenizer(), "Ｎ 京")
-        >>> list(t), t.spans
-        (['N', '京'], [(0, 1), (2, 3)])
-    """
-    chars, origin = [], []
-    for i, ch in enumerate(text):
-        normal = tokenizer.normalize(ch)
-        chars.append(normal)
-        origin.extend([i] * len(normal))
-    norm = "".join(chars)
-    tokens, spans = [], []
-    for tok, j, k in tokenizer.split_spans(norm):
-        tokens.append(tok)
-        if j >= len(norm):  # nothing left to point at
-            spans.append((len(text), len(text)))
-        else:
-            spans.append((origin[j], origin[max(k - 1, j)] + 1))
-    return TokenizedText(tokens, text, spans)
-
-
-def _join(tokens, unit: str):
-    """Join tokens into a text; returns ``(text, spans)``."""
-    sep = "" if unit == "char" else " "
-    spans, pos = [], 0
-    for tok in tokens:
-        spans.append((pos, pos + len(tok)))
-        pos += len(tok) + len(sep)
-    return sep.join(tokens), spans
-
-
-class _Example:
-    __slots__ = ("sentence", "gold", "tags")
-
-    def __init__(self, sentence, gold, tags=None):
-        self.sentence = sentence  # TokenizedText
-        self.gold = gold  # [(type, start, end)] at character offsets, or None
-        self.tags = tags  # the gold tags as given, when they pair with the sentence's tokens
 
 
 @register_task("tagging")
@@ -267,26 +214,8 @@ class TaggingPipeline(Pipeline):
         _, offsets = _join(list(text), self._unit)
         return [(s.type, offsets[s.start][0], offsets[s.end - 1][1]) for s in tags_to_spans(tags, scheme)]
 
-    @staticmethod
-    def _project(sentence: TokenizedText, gold, report: dict) -> list[Span]:
-        """Gold character spans -> token spans of ``sentence`` (see the module docstring)."""
-        starts = [s for s, _ in sentence.spans]
-        ends = [e for _, e in sentence.spans]
-        spans, last_end = [], 0
-        for type_, start, end in sorted(gold, key=lambda g: (g[1], g[2])):
-            first = bisect.bisect_right(ends, start)  # first token ending after `start`
-            stop = bisect.bisect_left(starts, end)  # tokens starting before `end`
-            if first >= stop:
-                report["entities_without_tokens"] = report.get("entities_without_tokens", 0) + 1
-                continue
-            if first < last_end:
-                report["entities_sharing_a_token"] = report.get("entities_sharing_a_token", 0) + 1
-                continue
-            if starts[first] != start or ends[stop - 1] != end:
-                report["entities_widened"] = report.get("entities_widened", 0) + 1
-            spans.append(Span(type_, first, stop))
-            last_end = stop
-        return spans
+    #: Gold character spans -> token spans; see ``pipeline.tagging.alignment.project_spans``.
+    _project = staticmethod(project_spans)
 
     # -- long sentences ---------------------------------------------------------------------
     def _pieces(self, n: int) -> list[tuple[int, int]]:
@@ -382,6 +311,20 @@ class TaggingPipeline(Pipeline):
         options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
         set_seed(options["seed"])
         callbacks_extra = list(callbacks or [])
+        train_items = self._training_items(texts, labels, resume)
+        dev_examples = val = None
+        if validation_data is not None:
+            dev_examples, val = self._dev_batches(validation_data, options["batch_size"])
+        self._train_members(train_items, dev_examples, val, options, output_dir, resume, callbacks_extra)
+        # The first member's epochs (all members' are in member_histories_).
+        self.history_ = self.member_histories_[0]
+        if output_dir:
+            self._write_run(output_dir, options, validation_data)
+        return self
+
+    def _training_items(self, texts, labels, resume: bool) -> list[dict]:
+        """Tokenize the training set, fit every stage on it (unless resuming) and encode it with
+        its targets; the alignment counts go to ``alignment_``."""
         tokenizer, vocabulary, vectorizer, model, decoder = (self.stage(k) for k in self.required_kinds)
         if resume:
             self.check_fitted()
@@ -413,19 +356,25 @@ class TaggingPipeline(Pipeline):
             log.warning("Aligning gold entities with the tokens: %s (see pipeline.tagging)", self.alignment_)
         if self.alignment_.get("unseen_type_entities"):
             log.warning("%d training entities have types the loaded tagger does not know; they are left out of the targets", self.alignment_["unseen_type_entities"])
+        return train_items
 
-        dev_examples = val = None
-        if validation_data is not None:
-            dev_texts, dev_labels = validation_data
-            dev_examples = self._examples(dev_texts, dev_labels, where="dev ")
-            self.dev_coverage_ = vocabulary.coverage([ex.sentence for ex in dev_examples])
-            log.info("Vocabulary covers %.1f%% of dev tokens", 100 * self.dev_coverage_["coverage"])
-            from stages.taggers import TaggingBatches
+    def _dev_batches(self, validation_data, batch_size: int):
+        """The dev set's examples and its batches with targets; records the vocabulary's coverage."""
+        dev_texts, dev_labels = validation_data
+        dev_examples = self._examples(dev_texts, dev_labels, where="dev ")
+        self.dev_coverage_ = self.stage("vocabulary").coverage([ex.sentence for ex in dev_examples])
+        log.info("Vocabulary covers %.1f%% of dev tokens", 100 * self.dev_coverage_["coverage"])
+        from stages.taggers import TaggingBatches
 
-            val = TaggingBatches(self._encode(dev_examples, True, {}), self._input_names(), options["batch_size"], shuffle=False)
+        val = TaggingBatches(self._encode(dev_examples, True, {}), self._input_names(), batch_size, shuffle=False)
+        return dev_examples, val
 
+    def _train_members(self, train_items, dev_examples, val, options, output_dir, resume: bool, callbacks_extra):
+        """Build (unless resuming) and train the tagger, or each member of an ensemble in turn and
+        then join them; every member's history goes to ``member_histories_``."""
         from stages.taggers import EpochEndScorer, TaggingBatches
 
+        vocabulary, vectorizer, model, decoder = (self.stage(k) for k in ("vocabulary", "vectorizer", "model", "decoder"))
         n_members = 1 if resume else getattr(model, "ensemble", 1)
         members, self.member_histories_ = [], []
         for i, member_seed, member_dir in self._members(n_members, options, output_dir):
@@ -452,11 +401,6 @@ class TaggingPipeline(Pipeline):
             self.member_histories_.append(model.history_)
         if n_members > 1:
             model.combine(members)
-        # The first member's epochs (all members' are in member_histories_).
-        self.history_ = self.member_histories_[0]
-        if output_dir:
-            self._write_run(output_dir, options, validation_data)
-        return self
 
     def _dev_figures(self, examples) -> dict:
         # Keras' own val_accuracy of a CRF model scores the per-token scores before Viterbi;
@@ -518,27 +462,8 @@ class TaggingPipeline(Pipeline):
                             "truncated": covered < len(sentence), "pieces": len(parts)})
         return results
 
-    @staticmethod
-    def _span_score(span, parts, trans) -> float:
-        """The model's probability of the tags it gave the span's tokens.
-
-        With a CRF it is the exact marginal probability that tokens ``start .. end - 1`` carry
-        these tags (forward score at the first token, transitions and emissions inside,
-        backward score at the last, over Z); with softmax, the product of the tokens' tag
-        probabilities. A span cut by a long-sentence split multiplies its pieces' figures.
-        """
-        log_p = 0.0
-        for start, piece in parts:
-            a, b = max(span.start, start) - start, min(span.end, start + len(piece["tags"])) - start
-            if a >= b:
-                continue
-            y = piece["tags"]
-            if trans is None:
-                log_p += float(np.sum(np.log(np.maximum(piece["probs"][np.arange(a, b), y[a:b]], 1e-30))))
-                continue
-            inner = sum(trans[y[t - 1], y[t]] + piece["emissions"][t, y[t]] for t in range(a + 1, b))
-            log_p += float(piece["alpha"][a, y[a]] + inner + piece["beta"][b - 1, y[b - 1]] - piece["log_z"])
-        return float(math.exp(min(log_p, 0.0)))
+    #: See ``pipeline.tagging.scoring.span_score``.
+    _span_score = staticmethod(span_score)
 
     def predict_tokens(self, tokens, batch_size: int | None = None) -> list[dict]:
         """Answers for texts already split by ``tokenize`` (or plain token lists).
