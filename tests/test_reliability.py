@@ -626,7 +626,7 @@ def bad_configs(folder):
         "stages_list": "stages: [char]\n",
         "stages_empty": "stages: {}\n",
         "unknown_top": dump({**base, "trainig": {}}),
-        "unknown_task": dump({**base, "task": "regression"}),
+        "unknown_task": dump({**base, "task": "ranking"}),
         "unknown_type": with_("stages", "tokenizer", "type", "spacy"),
         "stage_options_list": dump({**base, "stages": {**base["stages"], "vocabulary": [1]}}),
         "stage_name_dotdot": dump({**base, "stages": {("../../x" if k == "decoder" else k): v for k, v in base["stages"].items()}}),
