@@ -11,7 +11,7 @@ Every family's signatures share one layout (``base``): ``serving_default`` (also
 ``serve_text``) takes ``text``, a 1-D ``tf.string`` tensor of raw texts; ``serve_tokens``
 takes ``tokens`` (2-D, padded with ``""``); the loaded object has a ``tokenize`` function.
 The outputs are the family's (``classification``, ``tagging``, ``translation``,
-``language_model``).
+``language_model``; ``pipeline.tasks.regression.export`` for the regression plug-in).
 
 After writing, the export loads the SavedModel back and compares its answers and its graph
 tokens with the Python pipeline on sample inputs (the golden check, including generated odd
@@ -45,7 +45,7 @@ def export_pipeline(pipeline, directory: str, samples=None, check: bool = True, 
     """Write a fitted pipeline of any task family as a TensorFlow SavedModel and check it.
 
     Args:
-        pipeline: a fitted pipeline (classification, tagging, translation or language model).
+        pipeline: a fitted pipeline (any task family with an exporter: classification, tagging, translation, language model, regression).
         directory: the SavedModel folder to write. It must not exist yet or be empty, unless
             ``overwrite`` is set and it holds an earlier SavedModel.
         samples: texts for the golden check (default: the pipeline's own sample texts, generated
