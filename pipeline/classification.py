@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -163,21 +162,11 @@ class ClassificationPipeline(Pipeline):
         decoder = self.stage("decoder")
         return {"n_outputs": len(decoder.labels_), "multi_label": decoder.multi_label}
 
-    def _write_run(self, output_dir, options, validation_data):
-        self.save(output_dir)
-        report = {"history": self.history_}
-        self._report_members(report, output_dir, options["plots"])
-        if options["plots"]:
-            from .plots import plot_confusion_matrix, plot_history
+    def _plot_dev(self, dev: dict, output_dir: str) -> None:
+        if "confusion_matrix" in dev:
+            from .plots import plot_confusion_matrix
 
-            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
-        if validation_data is not None:
-            dev = self.evaluate(*validation_data)
-            report["dev"] = dev
-            if options["plots"] and "confusion_matrix" in dev:
-                plot_confusion_matrix(dev["confusion_matrix"], dev["labels"], os.path.join(output_dir, "confusion_matrix.png"), title="dev confusion matrix")
-        with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
+            plot_confusion_matrix(dev["confusion_matrix"], dev["labels"], os.path.join(output_dir, "confusion_matrix.png"), title="dev confusion matrix")
 
     # -- inference --------------------------------------------------------------------------
     def predict_scores(self, texts, batch_size: int | None = None) -> np.ndarray:

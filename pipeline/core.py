@@ -280,6 +280,31 @@ class Pipeline:
             for i, history in enumerate(members, start=1):
                 plot_history(history, os.path.join(output_dir, "members", f"member_{i}", "training_curves.png"))
 
+    def _write_run(self, output_dir: str, options: dict, validation_data) -> None:
+        """Finish a run folder: the fitted pipeline, ``metrics.json`` (``history``, the family's
+        ``_run_report``, every ensemble member's history, ``dev`` figures) and the pictures
+        (training curves with the monitored figure, each member's curves, ``_plot_dev``)."""
+        self.save(output_dir)
+        report = {"history": self.history_, **self._run_report()}
+        self._report_members(report, output_dir, options["plots"])
+        if options["plots"]:
+            from .plots import plot_history
+
+            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
+        if validation_data is not None:
+            report["dev"] = self.evaluate(*validation_data)
+            if options["plots"]:
+                self._plot_dev(report["dev"], output_dir)
+        with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+
+    def _run_report(self) -> dict:
+        """The family's own entries of a run's ``metrics.json`` (none by default)."""
+        return {}
+
+    def _plot_dev(self, dev: dict, output_dir: str) -> None:
+        """Draw the family's pictures of its dev figures in the run folder (none by default)."""
+
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str) -> str:
         """Save the fitted pipeline as a folder: ``pipeline.yaml``, ``metadata.json`` and one

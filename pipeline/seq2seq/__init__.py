@@ -20,9 +20,7 @@ length-bucketed, padded batches) and ``language_model`` (``LanguageModelPipeline
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 
 import numpy as np
@@ -271,18 +269,6 @@ class TranslationPipeline(Pipeline):
 
     def _name_of(self, stage):
         return next(n for n, s in self.stages.items() if s is stage)
-
-    def _write_run(self, output_dir, options, validation_data):
-        self.save(output_dir)
-        report = {"history": self.history_}
-        if options["plots"]:
-            from ..plots import plot_history
-
-            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
-        if validation_data is not None:
-            report["dev"] = self.evaluate(*validation_data)
-        with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
 
     def _after_load(self):
         self._searches = {}

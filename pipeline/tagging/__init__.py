@@ -38,9 +38,7 @@ scores).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 
 import numpy as np
@@ -408,19 +406,8 @@ class TaggingPipeline(Pipeline):
         report = self._score(examples)
         return {"val_accuracy": report["accuracy"], "val_entity_f1": report["f1"]}
 
-    def _write_run(self, output_dir, options, validation_data):
-        self.save(output_dir)
-        report = {"history": self.history_, "alignment": self.alignment_, "long_training_sentences": self.long_sentences_}
-        self._report_members(report, output_dir, options["plots"])
-        if options["plots"]:
-            from ..plots import plot_history
-
-            # The monitored figure (val_entity_f1 or val_accuracy) is drawn, with its best epoch.
-            plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
-        if validation_data is not None:
-            report["dev"] = self.evaluate(*validation_data)
-        with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
+    def _run_report(self) -> dict:
+        return {"alignment": self.alignment_, "long_training_sentences": self.long_sentences_}
 
     # -- inference --------------------------------------------------------------------------
     def _run(self, sentences, batch_size: int | None = None) -> list[dict]:
