@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from .config import CLASSIFICATION_DATA
-from .core import Pipeline, as_texts, register_task, set_seed
+from .core import Pipeline, as_texts, register_task
 from .metrics import classification_report, multilabel_report
 
 log = logging.getLogger("ktp")
@@ -61,48 +61,11 @@ class ClassificationPipeline(Pipeline):
         return self.encode_tokens(self.tokenize(texts))
 
     # -- training ---------------------------------------------------------------------------
-    def fit(
-        self,
-        texts,
-        labels,
-        validation_data=None,
-        output_dir: str | None = None,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        seed: int | None = None,
-        verbose=None,
-        callbacks=None,
-    ):
-        """Fit every stage on ``texts`` and ``labels`` and train the model.
-
-        Args:
-            texts: training texts.
-            labels: one label per text (a list of labels per text for multi-label).
-            validation_data: ``(texts, labels)`` for early stopping, best-epoch restore and
-                dev metrics.
-            output_dir: a run folder; when given, the fitted pipeline is saved there together
-                with ``history.csv``, ``checkpoints/best.keras``, ``metrics.json`` and PNG
-                pictures (training curves, dev confusion matrix).
-            epochs, batch_size, seed, verbose: override the ``training`` section.
-            callbacks: extra Keras callbacks, run after the pipeline's own.
-
-        Returns:
-            self (the Keras history is in ``history_``; with ``model.ensemble`` > 1, that of the
-            first member, and every member's in ``member_histories_``).
-
-        With ``model.ensemble: N`` the network is trained N times (seeds ``seed`` ... ``seed +
-        N - 1``, each with early stopping and best-epoch restore of its own; logs and
-        checkpoints of member i go to ``output_dir/members/member_i``) and the pipeline answers
-        with the mean of the N networks' probabilities.
-        """
-        texts = as_texts(texts)
-        labels = list(labels)
-        if len(texts) != len(labels):
-            raise ValueError(f"Got {len(texts)} texts but {len(labels)} labels; they must pair up one to one")
-        if not texts:
-            raise ValueError("Cannot fit on an empty training set")
-        options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
-        set_seed(options["seed"])
+    def _train(self, texts, labels, validation_data, output_dir, options, callbacks):
+        """Fit tokenizer, vocabulary, vectorizer and decoder on the training texts and labels,
+        then train the network (each ensemble member in turn, joined by ``model.combine``); the
+        run folder gets the dev confusion matrix besides the common pictures."""
+        texts, labels = self._paired(texts, labels)
         tokenizer, vocabulary, vectorizer, model, decoder = (self.stage(k) for k in self.required_kinds)
 
         t0 = time.perf_counter()
@@ -144,7 +107,7 @@ class ClassificationPipeline(Pipeline):
                 validation_data=val,
                 epochs=options["epochs"],
                 batch_size=options["batch_size"],
-                callbacks=self._callbacks(options, member_dir, val is not None) + list(callbacks or ()),
+                callbacks=self._callbacks(options, member_dir, val is not None) + callbacks,
                 verbose=options["verbose"],
             )
             members.append(model.model_)
@@ -153,9 +116,7 @@ class ClassificationPipeline(Pipeline):
             model.combine(members)
         # The first member's epochs (all members' are in member_histories_).
         self.history_ = self.member_histories_[0]
-        if output_dir:
-            self._write_run(output_dir, options, validation_data)
-        return self
+        return validation_data
 
     def _model_outputs(self) -> dict:
         """What the model stage's ``build`` needs to know of the targets: their number and kind."""

@@ -200,6 +200,72 @@ class Pipeline:
         chain = " -> ".join(f"{n}:{s.type_name}" for n, s in self.stages.items())
         return f"<{type(self).__name__} {chain}{' (fitted)' if self.is_fitted else ''}>"
 
+    # -- training ---------------------------------------------------------------------------
+    def fit(
+        self,
+        texts,
+        labels=None,
+        validation_data=None,
+        output_dir: str | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        verbose=None,
+        callbacks=None,
+        **task_options,
+    ):
+        """Fit every stage on the training data and train the model: the one call of every family.
+
+        Args:
+            texts: the training inputs (texts; for tagging also token lists).
+            labels: one target per text: a label (or a list of labels for multi-label), tags or
+                entity spans, a translation, a number; a language model takes none.
+            validation_data: ``(texts, labels)`` of a dev set (a language model also takes the
+                texts alone), for early stopping, best-epoch restore and the dev figures.
+            output_dir: a run folder; when given, the fitted pipeline is saved there together
+                with ``history.csv``, ``checkpoints/best.keras``, ``metrics.json`` (history, dev
+                figures) and PNG pictures (training curves, the family's dev pictures).
+            epochs, batch_size, seed, verbose: override the ``training`` section.
+            callbacks: extra Keras callbacks, run after the pipeline's own.
+            **task_options: the family's own options, documented on its ``_train`` (tagging:
+                ``resume``).
+
+        Returns:
+            self (the Keras history is in ``history_``; with ``model.ensemble`` > 1, that of the
+            first member, and every member's in ``member_histories_``).
+
+        With ``model.ensemble: N`` (classification, tagging) the network is trained N times,
+        with seeds ``seed`` ... ``seed + N - 1``, each with early stopping and best-epoch restore
+        of its own (the logs and checkpoints of member i go to ``output_dir/members/member_i``),
+        and the pipeline answers with the members' mean.
+        """
+        options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
+        set_seed(options["seed"])
+        dev = self._train(texts, labels, validation_data, output_dir, options, list(callbacks or ()), **task_options)
+        if output_dir:
+            self._write_run(output_dir, options, dev)
+        return self
+
+    def _train(self, texts, labels, validation_data, output_dir, options: dict, callbacks: list):
+        """The family's training: fit the pre-model stages, encode, build and train the model
+        (setting ``history_``). ``options`` is the validated ``training`` section with the call's
+        overrides, its seed already set; ``callbacks`` are the caller's extra ones.
+
+        Returns the dev set as the family's ``evaluate`` takes it (``(texts, labels)``), or None.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement training")
+
+    @staticmethod
+    def _paired(texts, labels, names=("texts", "labels"), targets=list):
+        """Training ``texts`` and their ``labels`` (made a list by ``targets``), checked to pair
+        up one to one and not to be empty."""
+        texts, labels = as_texts(texts), targets(labels)
+        if len(texts) != len(labels):
+            raise ValueError(f"Got {len(texts)} {names[0]} but {len(labels)} {names[1]}; they must pair up one to one")
+        if not texts:
+            raise ValueError("Cannot fit on an empty training set")
+        return texts, labels
+
     # -- training scaffolding ---------------------------------------------------------------
     def _options(self, overrides: dict) -> dict:
         options = dict(self.training)

@@ -171,33 +171,12 @@ class TranslationPipeline(Pipeline):
         return _dataset([src, tgt_in, tgt_out], 2, batch_size, seed=seed, shuffle=shuffle)
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, texts, labels, validation_data=None, output_dir=None, epochs=None, batch_size=None, seed=None, verbose=None,
-            callbacks=None):
-        """Fit both chains on source ``texts`` and target ``labels`` and train the model.
-
-        Args:
-            texts: source sentences.
-            labels: their translations.
-            validation_data: ``(sources, targets)`` for early stopping, best-epoch restore and
-                the dev report (BLEU, perplexity).
-            output_dir: a run folder: the fitted pipeline, ``history.csv``, checkpoints,
-                ``metrics.json`` and ``training_curves.png`` go there.
-            epochs, batch_size, seed, verbose: override the ``training`` section.
-            callbacks: extra Keras callbacks, run after the pipeline's own.
-
-        Returns:
-            self (the Keras history is in ``history_``).
-        """
-        sources = as_texts(texts)
+    def _train(self, texts, labels, validation_data, output_dir, options, callbacks):
+        """Fit both chains on source ``texts`` and target ``labels`` (their translations) and
+        train the model; the dev report has BLEU and perplexity."""
         if labels is None:
             raise ValueError("A translation pipeline trains on pairs: pass the target sentences as labels")
-        targets = as_texts(labels)
-        if len(sources) != len(targets):
-            raise ValueError(f"Got {len(sources)} source sentences but {len(targets)} targets; they must pair up one to one")
-        if not sources:
-            raise ValueError("Cannot fit on an empty training set")
-        options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
-        set_seed(options["seed"])
+        sources, targets = self._paired(texts, labels, names=("source sentences", "targets"), targets=as_texts)
         src_tokens, tgt_tokens = self._fit_chains(sources, targets)
         src_voc, tgt_voc = self.side("vocabulary", "source"), self.side("vocabulary", "target")
         src_vec, tgt_vec = self.side("vectorizer", "source"), self.side("vectorizer", "target")
@@ -216,13 +195,11 @@ class TranslationPipeline(Pipeline):
             train,
             validation_data=val,
             epochs=options["epochs"],
-            callbacks=self._callbacks(options, output_dir, val is not None) + list(callbacks or ()),
+            callbacks=self._callbacks(options, output_dir, val is not None) + callbacks,
             verbose=options["verbose"],
         )
         self.history_ = self.model.history_
-        if output_dir:
-            self._write_run(output_dir, options, validation_data)
-        return self
+        return validation_data
 
     def _fit_chains(self, sources, targets):
         """Fit the tokenizers, vocabularies and vectorizers of both sides (a shared stage once, on

@@ -3,13 +3,11 @@ rnn_language_model -> sampler."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 
 import numpy as np
 
-from ..core import Pipeline, as_texts, register_task, set_seed
+from ..core import Pipeline, as_texts, register_task
 from ..errors import ConfigError, DataError
 from .batches import _dataset
 from .options import BOS, EOS, LANGUAGE_MODEL_DATA, _check_reserved
@@ -82,23 +80,13 @@ class LanguageModelPipeline(Pipeline):
                 targets.append(window[1:])
         return inputs, targets
 
-    def fit(self, texts, labels=None, validation_data=None, output_dir=None, epochs=None, batch_size=None, seed=None, verbose=None,
-            callbacks=None):
-        """Fit the chain on ``texts`` and train next-token prediction.
-
-        Args:
-            texts: the training texts (one sequence each).
-            labels: unused (a language model's targets are its texts); accepted so every task
-                family trains through the same call.
-            validation_data: dev texts, or ``(texts, None)``.
-            output_dir, epochs, batch_size, seed, verbose: as for classification.
-            callbacks: extra Keras callbacks, run after the pipeline's own.
-        """
+    def _train(self, texts, labels, validation_data, output_dir, options, callbacks):
+        """Fit the chain on ``texts`` (blank ones left out) and train next-token prediction.
+        ``labels`` is unused (a language model's targets are its texts); the dev set may be
+        the texts alone or ``(texts, None)``."""
         texts = [t for t in as_texts(texts) if t.strip()]
         if not texts:
             raise ValueError("Cannot fit a language model on no (non-blank) texts")
-        options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
-        set_seed(options["seed"])
         tokenizer, vocabulary, vectorizer, model, _ = (self.stage(k) for k in self.required_kinds)
         tokenizer.fit(texts)
         tokens = tokenizer.transform(texts)
@@ -112,20 +100,9 @@ class LanguageModelPipeline(Pipeline):
             val = _dataset(list(self._windows(tokenizer.transform(dev_texts))), 1, options["predict_batch_size"], shuffle=False)
         model.build(vectorizer.input_layer(len(vocabulary)), len(vocabulary), getattr(vectorizer, "initial_weights", lambda: None)())
         own = self._callbacks(options, output_dir, val is not None)
-        model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=own + list(callbacks or ()), verbose=options["verbose"])
+        model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=own + callbacks, verbose=options["verbose"])
         self.history_ = model.history_
-        if output_dir:
-            self.save(output_dir)
-            report = {"history": self.history_}
-            if options["plots"]:
-                from ..plots import plot_history
-
-                plot_history(self.history_, os.path.join(output_dir, "training_curves.png"), monitor=options["monitor"])
-            if dev_texts:
-                report["dev"] = self.evaluate(dev_texts)
-            with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2, ensure_ascii=False)
-        return self
+        return (dev_texts, None) if dev_texts else None
 
     @staticmethod
     def _dev_texts(validation_data):

@@ -55,7 +55,7 @@ from stages.tag_schemes import (
 )
 
 from ..conll import TAGGING_DATA, check_spans, read_tagged
-from ..core import Pipeline, register_task, set_seed
+from ..core import Pipeline, register_task
 from ..errors import ConfigError, DataError
 from ..tagging_metrics import entity_report
 from .alignment import _Example, project_spans
@@ -265,60 +265,28 @@ class TaggingPipeline(Pipeline):
         return ["token_ids", *self.stage("model").feature_names()]
 
     # -- training ---------------------------------------------------------------------------
-    def fit(
-        self,
-        texts,
-        labels,
-        validation_data=None,
-        output_dir: str | None = None,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        seed: int | None = None,
-        verbose=None,
-        resume: bool = False,
-        callbacks=None,
-    ):
+    def _train(self, texts, labels, validation_data, output_dir, options, callbacks, resume: bool = False):
         """Fit every stage on tagged sentences and train the tagger.
 
-        Args:
-            texts: token lists (with ``labels`` their tags in ``data.scheme``) or raw strings
-                (with ``labels`` their entity spans ``{"start", "end", "type"}``).
-            labels: the targets, one per text.
-            validation_data: ``(texts, labels)`` of a dev set: per-epoch dev token accuracy
-                (``val_accuracy``, of the decoded tags) and entity F1 (``val_entity_f1``),
-                early stopping, best-epoch restore and the dev report in ``metrics.json``.
-            output_dir: a run folder; the fitted pipeline is saved there with
-                ``history.csv``, ``checkpoints/best.keras``, ``metrics.json`` and
-                ``training_curves.png``.
-            epochs, batch_size, seed, verbose: override the ``training`` section.
-            resume: keep what a fitted (or loaded) pipeline has learned, vocabulary, tags and
-                features included, and train its model on for ``epochs`` more epochs from its
-                current weights and optimizer state. Entities of types it does not know are
-                left out of the targets and counted in ``alignment_``.
-            callbacks: extra Keras callbacks, run after the pipeline's own.
+        ``texts`` are token lists (with ``labels`` their tags in ``data.scheme``) or raw strings
+        (with ``labels`` their entity spans ``{"start", "end", "type"}``). A dev set gives
+        per-epoch dev token accuracy (``val_accuracy``, of the decoded tags) and entity F1
+        (``val_entity_f1``) for early stopping and best-epoch restore.
 
-        With ``model.ensemble: N`` the tagger is trained N times (seeds ``seed`` ... ``seed + N
-        - 1``, each member with its own early stopping and best epoch; the logs and checkpoints
-        of member i go to ``output_dir/members/member_i``) and the pipeline answers with the
-        members' mean (see ``RNNTagger.combine``). An ensemble cannot be trained on (``resume``).
-
-        Returns:
-            self (Keras history in ``history_``, of the first member for an ensemble, every
-            member's in ``member_histories_``; alignment counts in ``alignment_``).
+        ``resume=True`` keeps what a fitted (or loaded) pipeline has learned, vocabulary, tags
+        and features included, and trains its model on for ``epochs`` more epochs from its
+        current weights and optimizer state. Entities of types it does not know are left out of
+        the targets and counted in ``alignment_``. An ensemble (see ``RNNTagger.combine``)
+        cannot be trained on.
         """
-        options = self._options({"epochs": epochs, "batch_size": batch_size, "seed": seed, "verbose": verbose})
-        set_seed(options["seed"])
-        callbacks_extra = list(callbacks or [])
         train_items = self._training_items(texts, labels, resume)
         dev_examples = val = None
         if validation_data is not None:
             dev_examples, val = self._dev_batches(validation_data, options["batch_size"])
-        self._train_members(train_items, dev_examples, val, options, output_dir, resume, callbacks_extra)
+        self._train_members(train_items, dev_examples, val, options, output_dir, resume, callbacks)
         # The first member's epochs (all members' are in member_histories_).
         self.history_ = self.member_histories_[0]
-        if output_dir:
-            self._write_run(output_dir, options, validation_data)
-        return self
+        return validation_data
 
     def _training_items(self, texts, labels, resume: bool) -> list[dict]:
         """Tokenize the training set, fit every stage on it (unless resuming) and encode it with
@@ -329,7 +297,7 @@ class TaggingPipeline(Pipeline):
             if getattr(model, "is_ensemble", False):
                 raise ValueError(
                     "This tagger is an ensemble of several networks, which cannot be trained on as one "
-                    "(resume=True / --resume). Train a new pipeline instead, e.g. on the old and new data together."
+                    "(resume=True). Train a new pipeline instead, e.g. on the old and new data together."
                 )
         else:
             tokenizer.fit(None)
