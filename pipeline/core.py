@@ -25,6 +25,7 @@ from .config import check_top_level, load_yaml, validate_section
 from .errors import ConfigError, DataError, KtpError, NotFittedError
 from .registry import KINDS
 from .registry import get as get_stage_class
+from .registry import registers_task
 
 log = logging.getLogger("ktp")
 
@@ -33,12 +34,8 @@ TASKS: dict[str, type] = {}
 
 
 def register_task(name: str):
-    def wrap(cls):
-        cls.task = name
-        TASKS[name] = cls
-        return cls
-
-    return wrap
+    """Class decorator: ``cls`` is the Pipeline of ``task: name``."""
+    return registers_task(TASKS, name)
 
 
 #: A stage name is a plain identifier: it names the stage's folder in a saved pipeline, so it

@@ -482,54 +482,57 @@ class CsvRecords:
             )
 
 
-def _iter_jsonl(path, lines, options, need_labels, stats=None):
+def _per_line(parse):
+    """A reader of one record a line from ``parse(path, lineno, line, options, need_labels)``,
+    which gives ``(text, label)``, or ``(None, error)`` for a bad line. The reader passes an
+    undecodable line on as an error row and counts and passes over a blank one."""
+
+    def iterate(path, lines, options, need_labels, stats=None):
+        for lineno, line in lines:
+            if isinstance(line, _BadLine):
+                yield lineno, None, line.error
+            elif line.strip():
+                yield (lineno, *parse(path, lineno, line, options, need_labels))
+            else:
+                _blank(stats)
+
+    iterate.__name__ = iterate.__qualname__ = parse.__name__
+    iterate.__doc__ = parse.__doc__
+    return iterate
+
+
+@_per_line
+def _iter_jsonl(path, lineno, line, options, need_labels):
+    """One JSON object a line, its text in ``text_column`` (and label in ``label_column``)."""
     text_key = options.get("text_column", "text")
-    label_key = options.get("label_column", "label")
-    for lineno, line in lines:
-        if isinstance(line, _BadLine):
-            yield lineno, None, line.error
-            continue
-        if not line.strip():
-            _blank(stats)
-            continue
-        try:
-            obj = json_line(line)
-        except ValueError as err:
-            yield lineno, None, _error(path, lineno, str(err))
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get(text_key), str):
-            yield lineno, None, _error(path, lineno, f"needs a string field {text_key!r} (data.text_column)")
-            continue
-        yield lineno, obj[text_key], (obj.get(label_key) if need_labels else None)
+    try:
+        obj = json_line(line)
+    except ValueError as err:
+        return None, _error(path, lineno, str(err))
+    if not isinstance(obj, dict) or not isinstance(obj.get(text_key), str):
+        return None, _error(path, lineno, f"needs a string field {text_key!r} (data.text_column)")
+    return obj[text_key], (obj.get(options.get("label_column", "label")) if need_labels else None)
 
 
-def _iter_fasttext(path, lines, options, need_labels, stats=None):
+@_per_line
+def _iter_fasttext(path, lineno, line, options, need_labels):
+    """fastText lines: labels first (with ``label_prefix``, several allowed), then the text."""
+    if not need_labels:
+        return line, None
     prefix = options.get("label_prefix", "")
-    for lineno, line in lines:
-        if isinstance(line, _BadLine):
-            yield lineno, None, line.error
-            continue
-        if not line.strip():
-            _blank(stats)
-            continue
-        if not need_labels:
-            yield lineno, line, None
-            continue
-        parts = line.split(" ")
-        if prefix:
-            labels = []
-            while parts and parts[0].startswith(prefix):
-                labels.append(parts.pop(0)[len(prefix):])
-            if not labels:
-                yield lineno, None, _error(path, lineno, f"does not start with a label ({prefix}LABEL)")
-                continue
-            label = labels if len(labels) > 1 else labels[0]
-        else:
-            if len(parts) < 2:
-                yield lineno, None, _error(path, lineno, "expected '<label> <text>'")
-                continue
-            label = parts.pop(0)
-        yield lineno, " ".join(parts), label
+    parts = line.split(" ")
+    if prefix:
+        labels = []
+        while parts and parts[0].startswith(prefix):
+            labels.append(parts.pop(0)[len(prefix):])
+        if not labels:
+            return None, _error(path, lineno, f"does not start with a label ({prefix}LABEL)")
+        label = labels if len(labels) > 1 else labels[0]
+    else:
+        if len(parts) < 2:
+            return None, _error(path, lineno, "expected '<label> <text>'")
+        label = parts.pop(0)
+    return " ".join(parts), label
 
 
 def _iter_text(path, lines, options, need_labels, stats=None):

@@ -1,3 +1,3 @@
 """The stage registry (defined in ``stages.registry``, the lower layer; re-exported here)."""
 
-from stages.registry import KINDS, all_classes, get, names, register  # noqa: F401
+from stages.registry import KINDS, all_classes, get, names, register, registers_task  # noqa: F401

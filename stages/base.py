@@ -103,6 +103,16 @@ class Stage:
         return f"{type(self).__name__}({args})"
 
 
+def write_asset_lines(path: str, items, what: str = "item") -> None:
+    """Write a plain-text asset one item a line (``\\n`` line ends on every platform); an item
+    that holds a newline could not be read back, so it is a ValueError naming it (``what``)."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for item in items:
+            if "\n" in item:
+                raise ValueError(f"cannot save the {what} {item!r} in {os.path.basename(path)}: it holds a newline")
+            f.write(item + "\n")
+
+
 def read_asset_lines(path: str, what: str) -> list[str]:
     """The lines of a plain-text asset written one item a line (``vocab.txt``, ``labels.txt``).
 

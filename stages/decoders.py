@@ -9,7 +9,7 @@ import numpy as np
 from .errors import DataError, short_repr
 from .registry import register
 
-from .base import Stage, check_bool, check_float, check_int, read_asset_lines
+from .base import Stage, check_bool, check_float, check_int, read_asset_lines, write_asset_lines
 
 
 @register("decoder", "label")
@@ -120,8 +120,7 @@ class LabelDecoder(Stage):
 
     def save_assets(self, directory):
         self.check_fitted()
-        with open(os.path.join(directory, "labels.txt"), "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(self.labels_) + "\n")
+        write_asset_lines(os.path.join(directory, "labels.txt"), self.labels_, what="label")
 
     def load_assets(self, directory):
         """Read ``labels.txt``: one label a line, none twice.

@@ -157,16 +157,22 @@ class RecurrentModel(Stage):
             callbacks.insert(0, AveragedWeights())
         return callbacks
 
+    #: whether Keras also shuffles the order of a ``PyDataset``'s batches (the generative models'
+    #: datasets shuffle their own length buckets, so they turn it off).
+    shuffle_batches = True
+
     def fit(self, data, validation_data=None, epochs=10, batch_size=32, callbacks=(), verbose="auto", initial_epoch=0):
-        """Train the built model on ``data = (x, y)``; returns ``self`` (history in ``history_``)."""
+        """Train the built model on ``data``: ``(x, y)`` arrays, batched by ``batch_size``, or a
+        Keras ``PyDataset`` of batches. Returns ``self`` (history in ``history_``)."""
         self.check_fitted()
-        x, y = data
+        if isinstance(data, tuple):
+            given = {"x": data[0], "y": data[1], "batch_size": batch_size}
+        else:
+            given = {"x": data, "shuffle": self.shuffle_batches}
         history = self.model_.fit(
-            x,
-            y,
+            **given,
             validation_data=validation_data,
             epochs=epochs,
-            batch_size=batch_size,
             callbacks=self._fit_callbacks(callbacks),
             verbose=verbose,
             initial_epoch=initial_epoch,

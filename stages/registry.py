@@ -33,6 +33,18 @@ def register(kind: str, name: str):
     return wrap
 
 
+def registers_task(table: dict, name: str):
+    """Class decorator: sets ``cls.task = name`` and files ``cls`` under ``name`` in ``table``
+    (the task families' table and the exporters' table register this way)."""
+
+    def wrap(cls):
+        cls.task = name
+        table[name] = cls
+        return cls
+
+    return wrap
+
+
 def get(kind: str, name: str, path: str = "") -> type:
     """Return the class registered under ``kind``/``name`` or raise a ConfigError that suggests
     the closest registered name.

@@ -8,7 +8,7 @@ from collections import Counter
 from .errors import ConfigError, DataError
 from .registry import register
 
-from .base import MAX_VOCABULARY, Stage, check_int, check_str_list, read_asset_lines
+from .base import MAX_VOCABULARY, Stage, check_int, check_str_list, read_asset_lines, write_asset_lines
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -147,8 +147,7 @@ class Vocabulary(Stage):
 
     def save_assets(self, directory):
         self.check_fitted()
-        with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(self.tokens_) + "\n")
+        write_asset_lines(os.path.join(directory, "vocab.txt"), self.tokens_, what="token")
 
     def load_assets(self, directory):
         """Read ``vocab.txt``: the special tokens first, no token twice, at most ``max_size``.

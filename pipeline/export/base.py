@@ -36,6 +36,7 @@ import numpy as np
 import yaml
 
 from stages.backend import require_tensorflow
+from stages.registry import registers_task
 from ..errors import ExportError, NotFittedError
 
 TEXT_SIGNATURE = "serving_default"
@@ -77,13 +78,7 @@ EXPORTERS: dict[str, type] = {}
 
 def register_exporter(task: str):
     """Class decorator: ``cls`` exports pipelines of ``task``."""
-
-    def wrap(cls):
-        cls.task = task
-        EXPORTERS[task] = cls
-        return cls
-
-    return wrap
+    return registers_task(EXPORTERS, task)
 
 
 def exporter_for(pipeline) -> type:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 
+from stages.base import write_asset_lines
+
 from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, padded_ids, register_exporter, text_input, tokens_input
 from .text import GraphText, lookup_table
 
@@ -60,8 +62,7 @@ class TranslationExporter(Exporter):
 
     def write_assets(self, asset_dir):
         for side in ("source", "target"):
-            with open(os.path.join(asset_dir, f"{side}_vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
-                f.write("\n".join(self.pipeline.side("vocabulary", side).tokens_) + "\n")
+            write_asset_lines(os.path.join(asset_dir, f"{side}_vocab.txt"), self.pipeline.side("vocabulary", side).tokens_, what="token")
 
     def write(self, staging):
         report = super().write(staging)

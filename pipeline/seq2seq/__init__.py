@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from ..core import Pipeline, as_texts, register_task, set_seed
+from ..core import Pipeline, as_texts, register_task
 from ..errors import ConfigError
 
 # Attention pictures are drawn by pipeline.plots, whose one font lookup every picture uses

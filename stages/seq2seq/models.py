@@ -29,6 +29,8 @@ class _GenerativeModel(RecurrentModel):
     """Shared parts of the sequence-generating models: compile, decoder step, save / load."""
 
     fitted_attributes = ("model_",)
+    # Their datasets shuffle their own length buckets.
+    shuffle_batches = False
 
     def _validate_common(self):
         super()._validate_common()
@@ -57,21 +59,6 @@ class _GenerativeModel(RecurrentModel):
             loss=MaskedSequenceLoss(label_smoothing=self.label_smoothing),
             metrics=[MaskedAccuracy(), Perplexity()],
         )
-
-    def fit(self, data, validation_data=None, epochs=10, batch_size=None, callbacks=(), verbose="auto", initial_epoch=0):
-        """Train on a dataset of ``(inputs, targets)`` batches (a ``keras.utils.PyDataset``)."""
-        self.check_fitted()
-        history = self.model_.fit(
-            data,
-            validation_data=validation_data,
-            epochs=epochs,
-            callbacks=self._fit_callbacks(callbacks),
-            verbose=verbose,
-            initial_epoch=initial_epoch,
-            shuffle=False,  # the dataset shuffles its own length buckets
-        )
-        self.history_ = history.history
-        return self
 
     def evaluate(self, data) -> dict:
         """Loss, token accuracy and perplexity over a dataset of batches."""

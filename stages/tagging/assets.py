@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 
+from ..base import write_asset_lines
+
 
 def write_lines(path, items):
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for item in items:
-            if "\n" in item:
-                raise ValueError(f"cannot save the feature {item!r}: it holds a newline")
-            f.write(item + "\n")
+    write_asset_lines(path, items, what="feature")
 
 
 def read_lines(path):

@@ -292,20 +292,6 @@ class RNNTagger(RecurrentModel):
         self.model_ = keras.Model(inputs, out, name="rnn_crf_tagger_ensemble")
         return self
 
-    def fit(self, data, validation_data=None, epochs=10, callbacks=(), verbose="auto", initial_epoch=0, **_):
-        """Train on ``data``, a Keras ``PyDataset`` of ``(inputs, tag ids, weights)`` batches."""
-        self.check_fitted()
-        history = self.model_.fit(
-            data,
-            validation_data=validation_data,
-            epochs=epochs,
-            callbacks=self._fit_callbacks(callbacks),
-            verbose=verbose,
-            initial_epoch=initial_epoch,
-        )
-        self.history_ = history.history
-        return self
-
     def transform(self, batch, batch_size=None):
         """Per-token tag scores for one padded batch (a dict of input arrays)."""
         self.check_fitted()
