@@ -8,32 +8,19 @@ SavedModel export takes raw text and passes its golden check.
 import json
 import os
 
+import keras
 import pytest
 
 from pipeline import TASKS, Pipeline
 from pipeline.batch import predict_files
 
+from test_lm import _config as lm_config
 from test_seq2seq import _config as translation_config
 from test_seq2seq import _toy_pairs
 from test_tagging import EN_TAGS, EN_TOKENS, tagging_config
 from tests.conftest import ZH_NEG, ZH_POS, tiny_config
 
 LM_TEXTS = ["the cat sat on the mat", "the dog sat on the rug", "a cat saw the dog", "a dog saw a cat"] * 2
-
-
-def _lm_config():
-    return {
-        "task": "language_model",
-        "data": {"language": "en"},
-        "stages": {
-            "tokenizer": {"type": "whitespace"},
-            "vocabulary": {"reserved": ["<bos>", "<eos>"]},
-            "vectorizer": {"type": "embedding", "dim": 8, "max_length": 12},
-            "model": {"type": "rnn_language_model", "cell": "gru", "units": 8, "dropout": 0.0},
-            "decoder": {"type": "sampler", "max_tokens": 5, "temperature": 0.0},
-        },
-        "training": {"batch_size": 4, "seed": 3, "verbose": 0, "checkpoint": False, "plots": False},
-    }
 
 
 def _regression_config():
@@ -49,7 +36,7 @@ CASES = {
     "classification": (tiny_config(), ZH_POS + ZH_NEG, ["pos"] * 6 + ["neg"] * 6, ["很好看", "太差了", ""]),
     "tagging": (tagging_config(features={"shape": {}}), EN_TOKENS, EN_TAGS, ["Anna met Bob in Oslo .", "Acme Corp", ""]),
     "translation": (translation_config(), *_toy_pairs(24), ["hund katze", "haus", ""]),
-    "language_model": (_lm_config(), LM_TEXTS, None, ["the cat", "a", ""]),
+    "language_model": (lm_config(max_length=12, size=8, max_tokens=5, temperature=0.0), LM_TEXTS, None, ["the cat", "a", ""]),
     "regression": (_regression_config(), ZH_POS + ZH_NEG, [5, 4, 5, 4, 5, 4, 1, 2, 1, 2, 1, 2], ["很好看", "太差了", ""]),
 }
 
@@ -58,13 +45,39 @@ def test_conformance_covers_every_registered_task():
     assert set(CASES) == set(TASKS)
 
 
+class RowsLogged(keras.callbacks.Callback):
+    """An extra Keras callback noting, at each epoch's end, how many rows history.csv holds."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.rows = path, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        with open(self.path, encoding="utf-8") as f:
+            self.rows.append(len(f.read().splitlines()) - 1)  # less the header
+
+
+#: task -> the RowsLogged figures of its fit in ``fitted``
+ROWS_LOGGED = {}
+
+
 @pytest.fixture(scope="module", params=sorted(CASES))
 def fitted(request, tmp_path_factory):
     config, texts, targets, queries = CASES[request.param]
-    p = Pipeline.from_config(config).fit(texts, targets, epochs=2)
+    config = {**config, "training": {**config["training"], "csv_log": True, "checkpoint": False, "plots": False}}
     folder = tmp_path_factory.mktemp(request.param)
-    p.save(str(folder / "saved"))
+    # Trained into a run folder, which saves the pipeline there (folder/saved).
+    rows_logged = RowsLogged(str(folder / "saved" / "history.csv"))
+    p = Pipeline.from_config(config).fit(texts, targets, output_dir=str(folder / "saved"), epochs=2, callbacks=[rows_logged])
+    ROWS_LOGGED[request.param] = rows_logged.rows
     return request.param, p, folder, queries
+
+
+def test_conformance_fit_runs_extra_callbacks_after_its_own(fitted):
+    # The pipeline's own CSVLogger has written each epoch's row before the extra callback runs.
+    task, _, folder, _ = fitted
+    assert ROWS_LOGGED[task] == [1, 2]
+    assert os.path.isfile(folder / "saved" / "metrics.json")
 
 
 def test_conformance_config_round_trips(fitted):

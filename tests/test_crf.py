@@ -136,13 +136,18 @@ def test_crf_tagger_model_learns_a_toy_task():
     assert (tags[x != 0] == y[x != 0]).mean() > 0.9
 
 
-def test_crf_tagger_model_predicts_the_same_after_save_and_load(tmp_path):
+def _fit_save_load(tmp_path):
+    """A toy CRF model fitted 3 epochs, and its copy saved to and loaded from a .keras file."""
     x, y, w = _toy_data()
     model = _toy_model()
     model.fit(x, y, sample_weight=w, epochs=3, batch_size=16, verbose=0, shuffle=False)
     path = str(tmp_path / "m.keras")
     model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
+    return model, keras.saving.load_model(path, safe_mode=True), (x, y, w)
+
+
+def test_crf_tagger_model_predicts_the_same_after_save_and_load(tmp_path):
+    model, loaded, (x, _, _) = _fit_save_load(tmp_path)
     assert isinstance(loaded, CRFTaggerModel)
     before = np.asarray(model.crf.viterbi(model.predict(x, verbose=0), x != 0)[0])
     after = np.asarray(loaded.crf.viterbi(loaded.predict(x, verbose=0), x != 0)[0])
@@ -150,12 +155,7 @@ def test_crf_tagger_model_predicts_the_same_after_save_and_load(tmp_path):
 
 
 def test_crf_tagger_model_training_continues_after_save_and_load(tmp_path):
-    x, y, w = _toy_data()
-    model = _toy_model()
-    model.fit(x, y, sample_weight=w, epochs=3, batch_size=16, verbose=0, shuffle=False)
-    path = str(tmp_path / "m.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
+    model, loaded, (x, y, w) = _fit_save_load(tmp_path)
     # Same weights and optimizer state: one more epoch gives the same loss either way,
     # and it goes on from where the first run stopped instead of starting over.
     go_on = model.fit(x, y, sample_weight=w, epochs=1, batch_size=16, verbose=0, shuffle=False).history["loss"][0]

@@ -68,24 +68,26 @@ def test_pipeline_load_refuses_a_folder_without_metadata(tmp_path):
         Pipeline.load(str(tmp_path / "p"))
 
 
-def test_pipeline_load_warns_about_another_package_version(fitted_zh, tmp_path):
-    fitted_zh.save(str(tmp_path / "p"))
-    meta_path = tmp_path / "p" / "metadata.json"
+def _save_with_metadata(pipeline, folder, change):
+    """Save ``pipeline`` to ``folder`` and apply ``change(metadata dict)`` to its metadata.json."""
+    pipeline.save(str(folder))
+    meta_path = folder / "metadata.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["versions"]["keras-text-pipeline"] = "0.0.1"
+    change(meta)
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    return str(folder)
+
+
+def test_pipeline_load_warns_about_another_package_version(fitted_zh, tmp_path):
+    path = _save_with_metadata(fitted_zh, tmp_path / "p", lambda meta: meta["versions"].update({"keras-text-pipeline": "0.0.1"}))
     with pytest.warns(UserWarning, match="saved by keras-text-pipeline 0.0.1"):
-        Pipeline.load(str(tmp_path / "p"))
+        Pipeline.load(path)
 
 
 def test_pipeline_load_refuses_an_unknown_format_version(fitted_zh, tmp_path):
-    fitted_zh.save(str(tmp_path / "p"))
-    meta_path = tmp_path / "p" / "metadata.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["format_version"] = 99
-    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    path = _save_with_metadata(fitted_zh, tmp_path / "p", lambda meta: meta.update(format_version=99))
     with pytest.raises(ValueError, match="saved-pipeline format 99"):
-        Pipeline.load(str(tmp_path / "p"))
+        Pipeline.load(path)
 
 
 def test_pipeline_load_refuses_a_symlinked_asset(fitted_zh, tmp_path):

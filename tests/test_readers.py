@@ -12,46 +12,25 @@ def _write(path, text, encoding="utf-8"):
     return str(path)
 
 
-def test_reader_tsv_with_header_names(tmp_path):
-    path = _write(tmp_path / "a.tsv", "label\ttext_a\n1\t很好\n0\t\"差\"劲\n")
-    c = read_corpus(path, {"format": "tsv", "text_column": "text_a", "label_column": "label"})
-    assert c.texts == ["很好", '"差"劲'] and c.labels == ["1", "0"]
+#: (file name, content, data options, need_labels, texts, labels) of files that read cleanly
+GOOD_FILES = [
+    pytest.param("a.tsv", "label\ttext_a\n1\t很好\n0\t\"差\"劲\n", {"format": "tsv", "text_column": "text_a", "label_column": "label"}, True, ["很好", '"差"劲'], ["1", "0"], id="tsv_with_header_names"),
+    pytest.param("a.tsv", "good\tpos\nbad\tneg\n", {"format": "tsv", "header": False, "text_column": 0, "label_column": 1}, True, ["good", "bad"], ["pos", "neg"], id="tsv_by_column_number_without_header"),
+    pytest.param("a.csv", 'text,label\n"hello, ""world""",pos\n"two\nlines",neg\n', {"format": "csv"}, True, ['hello, "world"', "two\nlines"], ["pos", "neg"], id="csv_handles_quotes_and_multiline_fields"),
+    pytest.param("a.jsonl", '{"review": "好", "y": "pos"}\n\n{"review": "差", "y": "neg"}\n', {"format": "jsonl", "text_column": "review", "label_column": "y"}, True, ["好", "差"], ["pos", "neg"], id="jsonl_fields"),
+    pytest.param("a.txt", "1 a fine film\n0 a dull film\n", {"format": "fasttext"}, True, ["a fine film", "a dull film"], ["1", "0"], id="fasttext_sst_style_lines"),
+    pytest.param("a.txt", "__label__a __label__b some text\n__label__c other\n", {"format": "fasttext", "label_prefix": "__label__"}, True, ["some text", "other"], [["a", "b"], "c"], id="fasttext_label_prefix_and_multiple_labels"),
+    pytest.param("a.txt", "one\n\nthree\n", {"format": "text"}, False, ["one", "", "three"], None, id="plain_text_keeps_empty_lines"),
+    pytest.param("cr.tsv", b"text\tlabel\rgood\tpos\rbad\tneg\r\rfine\tpos\r", {"format": "tsv"}, True, ["good", "bad", "fine"], ["pos", "neg", "pos"], id="cr_only_line_endings_give_every_row"),
+    pytest.param("a.csv", 'label,text\nneg,the 5" screen is tiny\npos,great\n', {"format": "csv"}, True, ['the 5" screen is tiny', "great"], ["neg", "pos"], id="csv_quote_inside_a_field_is_a_literal_character"),
+    pytest.param("a.tsv", "text\tlabel\r\n好\tpos\r\n差\tneg\r\n".encode("utf-16"), {"format": "tsv", "encoding": "utf-16"}, True, ["好", "差"], ["pos", "neg"], id="utf16_file_is_read_with_its_encoding"),
+]
 
 
-def test_reader_tsv_by_column_number_without_header(tmp_path):
-    path = _write(tmp_path / "a.tsv", "good\tpos\nbad\tneg\n")
-    c = read_corpus(path, {"format": "tsv", "header": False, "text_column": 0, "label_column": 1})
-    assert c.texts == ["good", "bad"] and c.labels == ["pos", "neg"]
-
-
-def test_reader_csv_handles_quotes_and_multiline_fields(tmp_path):
-    path = _write(tmp_path / "a.csv", 'text,label\n"hello, ""world""",pos\n"two\nlines",neg\n')
-    c = read_corpus(path, {"format": "csv"})
-    assert c.texts == ['hello, "world"', "two\nlines"] and c.labels == ["pos", "neg"]
-
-
-def test_reader_jsonl_fields(tmp_path):
-    path = _write(tmp_path / "a.jsonl", '{"review": "好", "y": "pos"}\n\n{"review": "差", "y": "neg"}\n')
-    c = read_corpus(path, {"format": "jsonl", "text_column": "review", "label_column": "y"})
-    assert c.texts == ["好", "差"] and c.labels == ["pos", "neg"]
-
-
-def test_reader_fasttext_sst_style_lines(tmp_path):
-    path = _write(tmp_path / "a.txt", "1 a fine film\n0 a dull film\n")
-    c = read_corpus(path, {"format": "fasttext"})
-    assert c.texts == ["a fine film", "a dull film"] and c.labels == ["1", "0"]
-
-
-def test_reader_fasttext_label_prefix_and_multiple_labels(tmp_path):
-    path = _write(tmp_path / "a.txt", "__label__a __label__b some text\n__label__c other\n")
-    c = read_corpus(path, {"format": "fasttext", "label_prefix": "__label__"})
-    assert c.labels == [["a", "b"], "c"] and c.texts == ["some text", "other"]
-
-
-def test_reader_plain_text_keeps_empty_lines(tmp_path):
-    path = _write(tmp_path / "a.txt", "one\n\nthree\n")
-    c = read_corpus(path, {"format": "text"}, need_labels=False)
-    assert c.texts == ["one", "", "three"] and c.labels is None
+@pytest.mark.parametrize("name, content, options, need_labels, texts, labels", GOOD_FILES)
+def test_reader_reads_every_row_of_a_good_file(name, content, options, need_labels, texts, labels, tmp_path):
+    c = read_corpus(_write(tmp_path / name, content), options, need_labels=need_labels)
+    assert c.texts == texts and c.labels == labels
 
 
 def test_reader_label_separator_gives_label_lists(tmp_path):
@@ -65,22 +44,24 @@ def test_reader_reads_gzip(tmp_path):
     assert read_corpus(str(path), {"format": "tsv"}).texts == ["hi"]
 
 
-def test_reader_non_utf8_line_names_file_and_line(tmp_path):
-    path = _write(tmp_path / "bad.tsv", b"text\tlabel\nok\tpos\n\xff\xfe\tneg\n")
-    with pytest.raises(DataError, match=r"bad\.tsv:3: not valid utf-8 \(byte 0xff at column 1\)"):
-        read_corpus(path, {"format": "tsv"})
+#: (file name, content, data options, the error's message): each bad file is refused with a
+#: DataError naming the file and, where there is one, the line
+BAD_FILES = [
+    pytest.param("bad.tsv", b"text\tlabel\nok\tpos\n\xff\xfe\tneg\n", {"format": "tsv"}, r"bad\.tsv:3: not valid utf-8 \(byte 0xff at column 1\)", id="non_utf8_line_names_file_and_line"),
+    pytest.param("bad.tsv", "text\tlabel\nok\tpos\nextra\tpos\tcolumn\n", {"format": "tsv"}, r"bad\.tsv:3: expected 2 TSV columns, found 3", id="wrong_column_count_names_file_and_line"),
+    pytest.param("bad.tsv", "text\tlabel\nok\t\n", {"format": "tsv"}, r"bad\.tsv:2: the label is missing", id="missing_label_names_file_and_line"),
+    pytest.param("a.tsv", "label\ttext_a\n1\tx\n", {"format": "tsv"}, r"data.text_column 'text' is not in the header columns \['label', 'text_a'\]", id="unknown_column_name_lists_the_header"),
+    pytest.param("a.jsonl", '{"text": "a", "label": "x"}\n{oops\n', {"format": "jsonl"}, r"a\.jsonl:2: not valid JSON", id="bad_json_names_the_line"),
+    pytest.param("a.csv", 'label,text\nneg,"unclosed\npos,fine\n', {"format": "csv"}, r"a\.csv:2: a quoted field starts on this line but is not closed before the end of the file", id="csv_unclosed_quote_raises_naming_the_line"),
+    pytest.param("a.tsv.gz", "text\tlabel\nx\tpos\n", {"format": "tsv"}, r"a\.tsv\.gz:1: the file cannot be read at all: it is not a gzip file", id="fake_gzip_is_a_data_error"),
+]
 
 
-def test_reader_wrong_column_count_names_file_and_line(tmp_path):
-    path = _write(tmp_path / "bad.tsv", "text\tlabel\nok\tpos\nextra\tpos\tcolumn\n")
-    with pytest.raises(DataError, match=r"bad\.tsv:3: expected 2 TSV columns, found 3"):
-        read_corpus(path, {"format": "tsv"})
-
-
-def test_reader_missing_label_names_file_and_line(tmp_path):
-    path = _write(tmp_path / "bad.tsv", "text\tlabel\nok\t\n")
-    with pytest.raises(DataError, match=r"bad\.tsv:2: the label is missing"):
-        read_corpus(path, {"format": "tsv"})
+@pytest.mark.parametrize("name, content, options, message", BAD_FILES)
+def test_reader_refuses_a_bad_file_naming_what_is_wrong(name, content, options, message, tmp_path):
+    path = _write(tmp_path / name, content)
+    with pytest.raises(DataError, match=message):
+        read_corpus(path, options)
 
 
 def test_reader_skip_mode_reports_every_skipped_row(tmp_path):
@@ -88,18 +69,6 @@ def test_reader_skip_mode_reports_every_skipped_row(tmp_path):
     c = read_corpus(path, {"format": "tsv", "on_error": "skip"})
     assert c.texts == ["ok", "fine"]
     assert [line for _, line, _ in c.skipped] == [3, 4]
-
-
-def test_reader_unknown_column_name_lists_the_header(tmp_path):
-    path = _write(tmp_path / "a.tsv", "label\ttext_a\n1\tx\n")
-    with pytest.raises(DataError, match=r"data.text_column 'text' is not in the header columns \['label', 'text_a'\]"):
-        read_corpus(path, {"format": "tsv"})
-
-
-def test_reader_bad_json_names_the_line(tmp_path):
-    path = _write(tmp_path / "a.jsonl", '{"text": "a", "label": "x"}\n{oops\n')
-    with pytest.raises(DataError, match=r"a\.jsonl:2: not valid JSON"):
-        read_corpus(path, {"format": "jsonl"})
 
 
 def test_reader_missing_file_is_reported(tmp_path):
@@ -113,11 +82,6 @@ def test_reader_utf8_bom_is_dropped(tmp_path):
 
 
 # -- line endings, CSV quotes and unreadable files ------------------------------------------------
-def test_reader_cr_only_line_endings_give_every_row(tmp_path):
-    path = _write(tmp_path / "cr.tsv", b"text\tlabel\rgood\tpos\rbad\tneg\r\rfine\tpos\r")
-    c = read_corpus(path, {"format": "tsv"})
-    assert c.texts == ["good", "bad", "fine"] and c.labels == ["pos", "neg", "pos"]
-
 
 def test_reader_mixed_line_endings_keep_line_numbers(tmp_path):
     path = _write(tmp_path / "m.tsv", b"text\tlabel\r\nok\tpos\r\xff\tneg\nfine\tpos\n")
@@ -153,24 +117,12 @@ def test_csv_fields_match_pythons_csv_module_on_single_line_records():
             assert fields == (next(csv.reader([line]), None) or [""]), line
 
 
-def test_reader_csv_quote_inside_a_field_is_a_literal_character(tmp_path):
-    path = _write(tmp_path / "a.csv", 'label,text\nneg,the 5" screen is tiny\npos,great\n')
-    c = read_corpus(path, {"format": "csv"})
-    assert c.texts == ['the 5" screen is tiny', "great"] and c.labels == ["neg", "pos"]
-
-
 def test_reader_csv_unclosed_quote_is_one_error_row_and_later_rows_are_read(tmp_path):
     path = _write(tmp_path / "a.csv", 'label,text\npos,ok\nneg,"the 5 screen is tiny\npos,great\nneg,"quoted"\n')
     c = read_corpus(path, {"format": "csv", "on_error": "skip"})
     assert c.texts == ["ok", "great", "quoted"]
     (_, line, reason), = c.skipped
     assert line == 3 and "a quoted field starts on this line but" in reason
-
-
-def test_reader_csv_unclosed_quote_raises_naming_the_line(tmp_path):
-    path = _write(tmp_path / "a.csv", 'label,text\nneg,"unclosed\npos,fine\n')
-    with pytest.raises(DataError, match=r"a\.csv:2: a quoted field starts on this line but is not closed before the end of the file"):
-        read_corpus(path, {"format": "csv"})
 
 
 def test_reader_csv_record_over_lines_needs_the_header_column_count(tmp_path):
@@ -199,12 +151,6 @@ def test_reader_truncated_gzip_names_the_line_where_it_stops(tmp_path):
         read_corpus(str(path), {"format": "text"}, need_labels=False)
 
 
-def test_reader_fake_gzip_is_a_data_error(tmp_path):
-    path = _write(tmp_path / "a.tsv.gz", "text\tlabel\nx\tpos\n")
-    with pytest.raises(DataError, match=r"a\.tsv\.gz:1: the file cannot be read at all: it is not a gzip file"):
-        read_corpus(path, {"format": "tsv"})
-
-
 @pytest.mark.parametrize("kind", ["folder", "loop", "fifo"])
 def test_reader_unreadable_paths_are_data_errors(tmp_path, kind):
     path = tmp_path / "x.tsv"
@@ -217,12 +163,6 @@ def test_reader_unreadable_paths_are_data_errors(tmp_path, kind):
     reason = {"folder": "it is a folder", "loop": "symlink loop", "fifo": "not a regular file"}[kind]
     with pytest.raises(DataError, match=f"x.tsv: cannot read the file: .*{reason}"):
         read_corpus(str(path), {"format": "tsv"})
-
-
-def test_reader_utf16_file_is_read_with_its_encoding(tmp_path):
-    path = _write(tmp_path / "a.tsv", "text\tlabel\r\n好\tpos\r\n差\tneg\r\n", encoding="utf-16")
-    c = read_corpus(path, {"format": "tsv", "encoding": "utf-16"})
-    assert c.texts == ["好", "差"] and c.labels == ["pos", "neg"]
 
 
 def test_reader_json_line_nested_too_deeply_is_an_error_row(tmp_path):

@@ -263,12 +263,10 @@ def test_reader_truncated_gzip_keeps_every_complete_row_then_one_error(tmp_path,
 # Saved folders: stage names, links, special files and assets that do not fit the model.
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """A tiny saved char-level classifier (shared, never modified: tests copy it)."""
-    p = Pipeline.from_config(tiny_config())
-    p.fit(ZH_POS + ZH_NEG, ["pos"] * 6 + ["neg"] * 6)
+def saved(fitted_zh, tmp_path_factory):
+    """conftest's tiny char-level classifier, saved (shared, never modified: tests copy it)."""
     path = str(tmp_path_factory.mktemp("reliability") / "model")
-    p.save(path)
+    fitted_zh.save(path)
     return path
 
 

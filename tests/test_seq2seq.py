@@ -385,26 +385,6 @@ def test_chinese_labels_use_the_installed_cjk_font(monkeypatch, tmp_path):
     assert chinese == {os.path.realpath(found)}
 
 
-def test_translation_fit_runs_extra_callbacks_after_its_own(monkeypatch):
-    import keras
-
-    order = []
-
-    class Record(keras.callbacks.Callback):
-        def __init__(self, name):
-            super().__init__()
-            self.name = name
-
-        def on_epoch_end(self, epoch, logs=None):
-            order.append((self.name, epoch))
-
-    own = Pipeline._callbacks
-    monkeypatch.setattr(Pipeline, "_callbacks", lambda self, *a: own(self, *a) + [Record("own")])
-    sources, targets = _toy_pairs(8)
-    Pipeline.from_config(_config()).fit(sources, targets, epochs=2, callbacks=[Record("extra")])
-    assert order == [("own", 0), ("extra", 0), ("own", 1), ("extra", 1)]
-
-
 def test_translation_save_load_gives_same_translations(trained, tmp_path):
     p, sources, _ = trained
     p.save(str(tmp_path / "tr"))

@@ -5,6 +5,24 @@ import pytest
 from pipeline.tagging_metrics import entity_report, tags_report, token_accuracy
 
 
+def assert_equals_seqeval(report, gold, pred):
+    """``report`` (a tags_report or a tagger's evaluate) holds seqeval's figures for gold/pred."""
+    import seqeval.metrics as seqeval
+
+    assert report["precision"] == pytest.approx(seqeval.precision_score(gold, pred))
+    assert report["recall"] == pytest.approx(seqeval.recall_score(gold, pred))
+    assert report["f1"] == pytest.approx(seqeval.f1_score(gold, pred))
+    assert report["accuracy"] == pytest.approx(seqeval.accuracy_score(gold, pred))
+    expected = seqeval.classification_report(gold, pred, output_dict=True)
+    for type_, row in report["per_type"].items():
+        assert row["precision"] == pytest.approx(expected[type_]["precision"])
+        assert row["recall"] == pytest.approx(expected[type_]["recall"])
+        assert row["f1"] == pytest.approx(expected[type_]["f1-score"])
+        assert row["support"] == expected[type_]["support"]
+    if "macro_f1" in report:
+        assert report["macro_f1"] == pytest.approx(expected["macro avg"]["f1-score"])
+
+
 def _random_corpus(seed, n=200):
     rng = random.Random(seed)
     pool = ["O"] * 4 + [f"{p}-{t}" for p in "BI" for t in ("PER", "LOC", "ORG")]
@@ -21,20 +39,9 @@ def _random_corpus(seed, n=200):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tags_report_equals_seqeval(seed):
-    seqeval = pytest.importorskip("seqeval.metrics")
+    pytest.importorskip("seqeval.metrics")
     gold, pred = _random_corpus(seed)
-    report = tags_report(gold, pred)
-    assert report["precision"] == pytest.approx(seqeval.precision_score(gold, pred))
-    assert report["recall"] == pytest.approx(seqeval.recall_score(gold, pred))
-    assert report["f1"] == pytest.approx(seqeval.f1_score(gold, pred))
-    assert report["accuracy"] == pytest.approx(seqeval.accuracy_score(gold, pred))
-    expected = seqeval.classification_report(gold, pred, output_dict=True)
-    for type_, row in report["per_type"].items():
-        assert row["precision"] == pytest.approx(expected[type_]["precision"])
-        assert row["recall"] == pytest.approx(expected[type_]["recall"])
-        assert row["f1"] == pytest.approx(expected[type_]["f1-score"])
-        assert row["support"] == expected[type_]["support"]
-    assert report["macro_f1"] == pytest.approx(expected["macro avg"]["f1-score"])
+    assert_equals_seqeval(tags_report(gold, pred), gold, pred)
 
 
 def test_entity_report_needs_exact_boundaries_and_type():
