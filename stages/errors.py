@@ -67,6 +67,12 @@ class _Full(Exception):
     pass
 
 
+def one_line(err, limit: int = 400) -> str:
+    """An error's message on one line, at most ``limit`` characters (Keras' are paragraphs)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def short_repr(value, limit: int = REPR_LIMIT) -> str:
     """``repr(value)``, cut at ``limit`` characters with a note saying so.
 

@@ -8,6 +8,8 @@ import json
 import logging
 import sys
 
+from stages.errors import one_line
+
 from ..errors import BatchError, KtpError
 from .inputs import DEFAULT_CHUNK_SIZE, INPUT_FORMATS
 from .outputs import OUTPUT_FORMATS
@@ -31,11 +33,6 @@ def format_summary(summary: dict) -> str:
     rate = summary.get("rows_per_second")
     timing = f"{summary['seconds']:.1f}s" + (f", {rate:,.0f} rows/s" if rate is not None else "")
     return f"ktp predict: {', '.join(parts)} in {timing} -> {summary['output']}"
-
-
-def _one_line(err) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 1000 else text[:1000] + " ..."
 
 
 def _beam_option(value):
@@ -111,36 +108,21 @@ def predict_command(args) -> int:
         if getattr(args, "runner", "local") == "beam":
             if args.resume:
                 raise BatchError("--resume is for --runner local; Beam runners retry failed work themselves")
-            from ..beam import run_beam
+            from ..beam import run_beam as run
 
-            summary = run_beam(
-                args.model_dir,
-                args.inputs,
-                args.output,
-                beam_options=args.beam_option,
-                num_shards=args.shards,
-                merge=args.merge,
-                **common,
-            )
+            own = {"beam_options": args.beam_option, "num_shards": args.shards, "merge": args.merge}
         else:
             # Imported here: the package, where the job lives, imports this module.
-            from . import predict_files
+            from . import predict_files as run
 
             if args.beam_option or args.merge or args.shards:
                 raise BatchError("--beam-option, --shards and --merge need --runner beam")
-            summary = predict_files(
-                args.model_dir,
-                args.inputs,
-                args.output,
-                workers=args.workers,
-                resume=args.resume,
-                progress=False if quiet else args.progress,
-                **common,
-            )
+            own = {"workers": args.workers, "resume": args.resume, "progress": False if quiet else args.progress}
+        summary = run(args.model_dir, args.inputs, args.output, **own, **common)
     except (KtpError, OSError, ImportError) as err:
         # Every error the job raises on purpose, and the system's (a full disk, a folder that
         # cannot be written): one line, no traceback.
-        print(f"ktp predict: error: {_one_line(err)}", file=sys.stderr)
+        print(f"ktp predict: error: {one_line(err, 1000)}", file=sys.stderr)
         return 2
     if args.summary_json:
         with open(args.summary_json, "w", encoding="utf-8") as f:
