@@ -41,6 +41,8 @@ CORPORA = {
 
 
 def parse_args(argv=None):
+    from pipeline.cli import add_training_overrides
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", choices=sorted(CORPORA))
     parser.add_argument(
@@ -51,16 +53,7 @@ def parse_args(argv=None):
     parser.add_argument("--config", help="pipeline YAML (default: data/configs/<corpus>.yaml)")
     parser.add_argument("--train", help="train file (overrides --data-dir)")
     parser.add_argument("--dev", help="dev file (overrides --data-dir)")
-    parser.add_argument("--epochs", type=int, help="override training.epochs")
-    parser.add_argument("--batch-size", type=int, help="override training.batch_size")
-    parser.add_argument("--seed", type=int, help="override training.seed")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override one config option, e.g. stages.model.units=64 (VALUE is read as YAML); repeatable",
-    )
+    add_training_overrides(parser)
     parser.add_argument("--limit", type=int, help="train on the first N training texts only (smoke runs)")
     parser.add_argument("--json-out", help="also write the JSON report to this file")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity")
@@ -123,10 +116,27 @@ def _timed_model_fit(model_stage, epoch_times: list):
     model_stage.fit = fit
 
 
-def run(args) -> dict:
+def _member_rows(pipeline) -> list[dict]:
+    """Each ensemble member's best dev accuracy, its epoch and the epochs it ran."""
+    members = []
+    for i, h in enumerate(getattr(pipeline, "member_histories_", []) or []):
+        accs = h.get("val_accuracy", [])
+        if accs:
+            best = max(range(len(accs)), key=accs.__getitem__)
+            members.append({"member": i + 1, "best_dev_accuracy": round(float(accs[best]), 4), "best_epoch": best + 1, "epochs_run": len(accs)})
+    return members
+
+
+def _load_config(args, config_path):
     from pipeline import Pipeline
     from pipeline.config import apply_overrides, load_yaml
 
+    if args.set:
+        return Pipeline.from_config(apply_overrides(load_yaml(config_path), args.set))
+    return Pipeline.from_yaml(config_path)
+
+
+def run(args) -> dict:
     default_config, train_name, dev_name = CORPORA[args.corpus]
     config_path = args.config or os.path.join(ROOT, default_config)
     train_path = args.train or os.path.join(args.data_dir, train_name)
@@ -138,10 +148,7 @@ def run(args) -> dict:
                 f"(or give --train and --dev); see the module docstring for the expected files."
             )
 
-    if args.set:
-        pipeline = Pipeline.from_config(apply_overrides(load_yaml(config_path), args.set))
-    else:
-        pipeline = Pipeline.from_yaml(config_path)
+    pipeline = _load_config(args, config_path)
     config = pipeline.get_config()
 
     t_start = time.perf_counter()
@@ -174,12 +181,7 @@ def run(args) -> dict:
     val_acc = history.get("val_accuracy", [])
     best_epoch = (max(range(len(val_acc)), key=val_acc.__getitem__) + 1) if val_acc else None
     vocabulary = pipeline.stage("vocabulary")
-    members = []
-    for i, h in enumerate(getattr(pipeline, "member_histories_", []) or []):
-        accs = h.get("val_accuracy", [])
-        if accs:
-            best = max(range(len(accs)), key=accs.__getitem__)
-            members.append({"member": i + 1, "best_dev_accuracy": round(float(accs[best]), 4), "best_epoch": best + 1, "epochs_run": len(accs)})
+    members = _member_rows(pipeline)
     return {
         "corpus": args.corpus,
         "config_path": os.path.relpath(config_path, ROOT),
@@ -230,12 +232,17 @@ def main(argv=None) -> int:
     print(f"total time: {result['time_s']['total']} s (fit {result['time_s']['fit']} s)")
     m = result["machine"]
     print(f"machine: {m.get('cpu_model', '?')}, {m.get('usable_cores', m['cpu_count'])} usable cores, load {m.get('load_average_at_start')}")
+    print_report(result, args.json_out)
+    return 0
+
+
+def print_report(result: dict, json_out: str | None) -> None:
+    """Print ``result`` as indented JSON, and write it to ``json_out`` too when given."""
     text = json.dumps(result, indent=2, ensure_ascii=False)
     print(text)
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as f:
+    if json_out:
+        with open(json_out, "w", encoding="utf-8") as f:
             f.write(text + "\n")
-    return 0
 
 
 if __name__ == "__main__":

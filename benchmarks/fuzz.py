@@ -84,6 +84,38 @@ def _random_text(rng, lo=1, hi=30):
     return "".join(rng.choice(_SAFE_CHARS) for _ in range(rng.randint(lo, hi))).strip() or "好"
 
 
+def _random_record(rng, kind, fmt, how):
+    """One record of a ``kind`` / ``fmt`` file with the damage ``how`` (or None); returns
+    ``(record, target)``, ``target`` being the other side's line of an aligned corpus (or None)."""
+    text = _random_text(rng)
+    if how == "quote":
+        text = '"' + text if fmt == "csv" else text[:1] + '"' + text[1:]
+    elif how == "nul":
+        text = text + "\x00"
+    label = rng.choice(["pos", "neg"])
+    target = None
+    if kind in ("corpus", "batch"):
+        if fmt == "csv" and how != "quote" and rng.random() < 0.2:
+            text = '"' + text.replace('"', '""') + ', and\nmore"'  # a legal field over two lines
+        rec = {"csv": f"{text},{label}", "tsv": f"{text}\t{label}", "fasttext": f"{label} {text}",
+               "jsonl": json.dumps({"text": text, "label": label}, ensure_ascii=False)}.get(fmt, text)
+    elif kind == "tagged":
+        chars = [c for c in text if not c.isspace()] or ["好"]
+        if fmt == "jsonl":
+            rec = json.dumps({"text": "".join(chars), "entities": [[0, 1, "PER"]]}, ensure_ascii=False)
+        else:
+            rec = "\n".join(f"{c} {'B-PER' if j == 0 else 'O'}" for j, c in enumerate(chars))
+    else:
+        other = _random_text(rng)
+        rec = {"csv": f"{text},{other}", "tsv": f"{text}\t{other}"}.get(fmt, text)
+        target = None if fmt in ("csv", "tsv") else other
+    if how == "cut_json":
+        rec = rec[: len(rec) // 2]
+    if how == "bytes":
+        rec = rec + "\udcff"  # written as an undecodable byte
+    return rec, target
+
+
 def _random_file(rng, folder, family, index, n):
     """A random file (two for ``aligned``) of ``family`` with ``n`` records, random line
     endings and compression, and damage in random records; returns ``(path, kind, options)``."""
@@ -94,47 +126,10 @@ def _random_file(rng, folder, family, index, n):
         damage[i] = rng.choice(["bytes", "quote", "nul"] + (["cut_json"] if fmt == "jsonl" else []))
     records, targets = [], []
     for i in range(n):
-        text = _random_text(rng)
-        how = damage.get(i)
-        if how == "quote":
-            text = '"' + text if fmt == "csv" else text[:1] + '"' + text[1:]
-        elif how == "nul":
-            text = text + "\x00"
-        label = rng.choice(["pos", "neg"])
-        if kind in ("corpus", "batch"):
-            if fmt == "csv":
-                if how != "quote" and rng.random() < 0.2:
-                    text = '"' + text.replace('"', '""') + ', and\nmore"'  # a legal field over two lines
-                rec = f"{text},{label}"
-            elif fmt == "tsv":
-                rec = f"{text}\t{label}"
-            elif fmt == "jsonl":
-                rec = json.dumps({"text": text, "label": label}, ensure_ascii=False)
-                if how == "cut_json":
-                    rec = rec[: len(rec) // 2]
-            elif fmt == "fasttext":
-                rec = f"{label} {text}"
-            else:
-                rec = text
-        elif kind == "tagged":
-            chars = [c for c in text if not c.isspace()] or ["好"]
-            if fmt == "jsonl":
-                rec = json.dumps({"text": "".join(chars), "entities": [[0, 1, "PER"]]}, ensure_ascii=False)
-                if how == "cut_json":
-                    rec = rec[: len(rec) // 2]
-            else:
-                rec = "\n".join(f"{c} {'B-PER' if j == 0 else 'O'}" for j, c in enumerate(chars))
-        else:
-            if fmt == "csv":
-                rec = f"{text},{_random_text(rng)}"
-            elif fmt == "tsv":
-                rec = f"{text}\t{_random_text(rng)}"
-            else:
-                rec = text
-                targets.append(_random_text(rng))
-        if how == "bytes":
-            rec = rec + "\udcff"  # written below as an undecodable byte
+        rec, target = _random_record(rng, kind, fmt, damage.get(i))
         records.append(rec)
+        if target is not None:
+            targets.append(target)
     header = {"csv": "text,label", "tsv": "text\tlabel"}.get(fmt) if kind in ("corpus", "batch") else None
     if kind == "parallel":
         header = {"csv": "source,target", "tsv": "source\ttarget"}[fmt]
@@ -517,38 +512,8 @@ def _timed(fn):
 # --------------------------------------------------------------------------------------------
 # serving memory
 # --------------------------------------------------------------------------------------------
-_MEASURE = r"""
-import json, os, resource, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import tensorflow as tf
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return None
-
-path, n = sys.argv[1], int(sys.argv[2])
-fn = tf.saved_model.load(path).signatures["serving_default"]
-(spec,) = fn.structured_input_signature[1].values()
-unit = "张伟在北京工作。李红去上海。"
-fn(**{spec.name: tf.constant([unit * 3])})  # warm up: the first call builds the graph's kernels
-text = (unit * (n // len(unit) + 1))[:n]
-batch = tf.constant([text])
-before = status("VmRSS")
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak (VmHWM) to the current resident set
-    reset = True
-except OSError:
-    reset = False
-t0 = time.perf_counter()
-out = fn(**{spec.name: batch})
-seconds = time.perf_counter() - t0
-peak = status("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"chars": n, "rss_before_kb": before, "peak_kb": peak, "peak_reset": reset, "seconds": seconds}))
-"""
+#: the probe each size runs in a fresh process: ``python serving_peak_memory.py SAVED_MODEL CHARS``
+_MEASURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_peak_memory.py")
 
 
 def section_serving(args):
@@ -560,7 +525,7 @@ def section_serving(args):
     tagger.export(path)
     rows = []
     for n in args.sizes:
-        run = subprocess.run([sys.executable, "-c", _MEASURE, path, str(n)], capture_output=True, text=True, timeout=600)
+        run = subprocess.run([sys.executable, _MEASURE, path, str(n)], capture_output=True, text=True, timeout=600)
         line = next((x for x in run.stdout.splitlines() if x.startswith("{")), None)
         if line is None:
             print(f"serving: {n} chars FAILED: {run.stderr[-800:]}")

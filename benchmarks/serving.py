@@ -23,7 +23,6 @@ distinct answers the model gave, so a reader can judge.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -37,12 +36,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-#: corpus -> (config, train file, dev file)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import classification_accuracy  # noqa: E402
+import tagging_accuracy  # noqa: E402
+
+#: corpus -> (config, train file, dev file): the accuracy benchmarks' corpora and the translation pairs
 CORPORA = {
-    "chnsenticorp": ("data/configs/chnsenticorp.yaml", "chnsenticorp/train.tsv", "chnsenticorp/dev.tsv"),
-    "sst2": ("data/configs/sst2.yaml", "sst2/train.txt", "sst2/dev.txt"),
-    "conll2003": ("data/configs/conll2003.yaml", "conll2003/train.txt", "conll2003/valid.txt"),
-    "resume_ner": ("data/configs/resume_ner.yaml", "resume_ner/train.char.bmes", "resume_ner/dev.char.bmes"),
+    **classification_accuracy.CORPORA,
+    **{name: spec[:3] for name, spec in tagging_accuracy.CORPORA.items()},
     "cmn_eng": ("data/configs/cmn_en.yaml", "cmn_eng/train.tsv", "cmn_eng/dev.tsv"),
     "multi30k": ("data/configs/multi30k_de_en.yaml", "multi30k/train", "multi30k/val"),
 }
@@ -227,11 +228,7 @@ def latency(args) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     result = parity(args) if args.command == "parity" else latency(args)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+    classification_accuracy.print_report(result, args.json_out)
     return 0
 
 

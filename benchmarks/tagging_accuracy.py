@@ -38,17 +38,16 @@ CORPORA = {
 
 
 def parse_args(argv=None):
+    from pipeline.cli import add_training_overrides
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", choices=sorted(CORPORA))
     parser.add_argument("--data-dir", default=os.path.join(ROOT, "..", "shared", "data"),
                         help="folder holding conll2003/ and resume_ner/ (default: ../shared/data)")
     parser.add_argument("--config", help="pipeline YAML (default: data/configs/<corpus>.yaml)")
-    parser.add_argument("--epochs", type=int, help="override training.epochs")
-    parser.add_argument("--batch-size", type=int, help="override training.batch_size")
+    add_training_overrides(parser, seed=False)
     parser.add_argument("--max-minutes", type=float, help="stop after the epoch that would overrun this budget")
     parser.add_argument("--train-limit", type=int, help="train on the first N sentences only (quick checks)")
-    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                        help="override a config value, e.g. stages.model.units=64 (YAML value)")
     parser.add_argument("--output", help="run folder (saved pipeline, history.csv, metrics.json)")
     parser.add_argument("--json-out", help="write the report here as JSON")
     return parser.parse_args(argv)

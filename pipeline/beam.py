@@ -204,45 +204,19 @@ def run_beam(
     with OutputLock(os.fspath(output)):
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        from .core import Pipeline
-
         t0 = time.perf_counter()
-        output = os.fspath(output)
-        output_format = output_format or ("tsv" if output.endswith(".tsv") else "jsonl")
-        if output_format not in OUTPUT_FORMATS:
-            raise BatchError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise BatchError(f"chunk_size must be an integer >= 1; got {chunk_size!r}")
-        old = existing_shards(output) + ([output] if merge and os.path.exists(output) else [])
-        if old and not overwrite:
-            raise BatchError(f"Output shards already exist ({old[0]}, ...); pass --overwrite to replace them")
-        for path in old:
-            os.remove(path)
+        output, output_format = _checked_output(output, output_format, chunk_size, merge, overwrite)
         lock_file = os.path.abspath(output + LOCK_SUFFIX)
         files = [f for f in resolve_inputs(inputs) if os.path.abspath(f) != lock_file]
 
-        # Reading options and the TSV header come from the pipeline itself; only a TSV output
-        # needs the model here (to learn the answer fields).
-        if output_format == "tsv":
-            local = Pipeline.load(model_dir)
-            keys = Runner(local, batch_size=batch_size, bucketing=bucketing).output_keys()
-        else:
-            local = Pipeline.from_yaml(os.path.join(model_dir, "pipeline.yaml"))
-            keys = []
+        local, keys = _local_pipeline(model_dir, output_format, batch_size, bucketing)
         read_options = read_options_for(local, format, text_column, header, encoding)
         if read_options["format"] == "conll":
             raise BatchError("The Beam runner reads text, JSONL, TSV and CSV inputs; run CoNLL files with --runner local")
         handler = PipelineModelHandler(
             os.path.abspath(model_dir), output_format, include_text, keys, batch_size, chunk_size, bucketing
         )
-        flags = []
-        for option in beam_options:
-            key, _, value = option.partition("=")
-            flags.append(f"--{key.lstrip('-')}={value}")
-        if not any(f.startswith("--runner=") for f in flags):
-            # Beam's in-process local runner. (``DirectRunner`` itself first tries the Prism
-            # runner, which downloads a binary from GitHub; this stays offline.)
-            flags.append(f"--runner={DEFAULT_RUNNER}")
+        flags = beam_flags(beam_options)
         options = PipelineOptions(flags)
         header_line = RowFormatter(output_format, include_text, keys).header()
         root = beam.Pipeline(options=options)
@@ -253,18 +227,7 @@ def run_beam(
         shards = existing_shards(output)
         if merge:
             merge_shards(shards, output, files, output_format)
-        seconds = time.perf_counter() - t0
-        return {
-            "rows": counts.get("rows", 0),
-            "errors": counts.get("errors", 0),
-            "predicted": counts.get("rows", 0) - counts.get("errors", 0),
-            "files": len(files),
-            "file_errors": counts.get("file_errors", 0),
-            "files_cut_short": counts.get("files_cut_short", 0),
-            "blank_lines_skipped": counts.get("blank_lines_skipped", 0),
-            "seconds": round(seconds, 3),
-            "rows_per_second": round(counts.get("rows", 0) / seconds, 1) if seconds > 0 else None,
-            "resumed_rows": 0,
+        summary = {
             "output": output if merge else (shards[0] if len(shards) == 1 else f"{len(shards)} shards of {output}"),
             "output_format": output_format,
             "shards": shards,
@@ -273,6 +236,67 @@ def run_beam(
             "batch_size": batch_size,
             "error_examples": [],
         }
+        return {**_counts_summary(counts, len(files), time.perf_counter() - t0), **summary}
+
+
+def _local_pipeline(model_dir, output_format, batch_size, bucketing):
+    """The pipeline, read here for its reading options, and the answer fields of a TSV header.
+
+    Only a TSV output needs the model here (to learn the answer fields); otherwise the
+    pipeline's config is enough."""
+    from .core import Pipeline
+
+    if output_format == "tsv":
+        local = Pipeline.load(model_dir)
+        return local, Runner(local, batch_size=batch_size, bucketing=bucketing).output_keys()
+    return Pipeline.from_yaml(os.path.join(model_dir, "pipeline.yaml")), []
+
+
+def _checked_output(output, output_format, chunk_size, merge, overwrite) -> tuple[str, str]:
+    """Check ``run_beam``'s output arguments and remove earlier shards (with ``overwrite``);
+    returns the output path and format."""
+    output = os.fspath(output)
+    output_format = output_format or ("tsv" if output.endswith(".tsv") else "jsonl")
+    if output_format not in OUTPUT_FORMATS:
+        raise BatchError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise BatchError(f"chunk_size must be an integer >= 1; got {chunk_size!r}")
+    old = existing_shards(output) + ([output] if merge and os.path.exists(output) else [])
+    if old and not overwrite:
+        raise BatchError(f"Output shards already exist ({old[0]}, ...); pass --overwrite to replace them")
+    for path in old:
+        os.remove(path)
+    return output, output_format
+
+
+def beam_flags(beam_options) -> list[str]:
+    """``KEY=VALUE`` strings as Beam flags ``--KEY=VALUE``, with the default runner unless
+    one is named."""
+    flags = []
+    for option in beam_options:
+        key, _, value = option.partition("=")
+        flags.append(f"--{key.lstrip('-')}={value}")
+    if not any(f.startswith("--runner=") for f in flags):
+        # Beam's in-process local runner. (``DirectRunner`` itself first tries the Prism
+        # runner, which downloads a binary from GitHub; this stays offline.)
+        flags.append(f"--runner={DEFAULT_RUNNER}")
+    return flags
+
+
+def _counts_summary(counts: dict, n_files: int, seconds: float) -> dict:
+    """The row and file figures of a Beam run's summary, from its counters."""
+    return {
+        "rows": counts.get("rows", 0),
+        "errors": counts.get("errors", 0),
+        "predicted": counts.get("rows", 0) - counts.get("errors", 0),
+        "files": n_files,
+        "file_errors": counts.get("file_errors", 0),
+        "files_cut_short": counts.get("files_cut_short", 0),
+        "blank_lines_skipped": counts.get("blank_lines_skipped", 0),
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(counts.get("rows", 0) / seconds, 1) if seconds > 0 else None,
+        "resumed_rows": 0,
+    }
 
 
 def _counters(result) -> dict:

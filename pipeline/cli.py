@@ -377,6 +377,16 @@ def _add_set_option(p):
                    "(VALUE is read as YAML; validated like the file); repeatable")
 
 
+def add_training_overrides(parser, seed: bool = True) -> None:
+    """``--epochs``, ``--batch-size``, ``--seed`` and ``--set``: the overrides of ``ktp train``,
+    shared with the accuracy benchmarks (``seed=False`` leaves ``--seed`` out)."""
+    parser.add_argument("--epochs", type=int, help="override training.epochs")
+    parser.add_argument("--batch-size", type=int, help="override training.batch_size")
+    if seed:
+        parser.add_argument("--seed", type=int, help="override training.seed")
+    _add_set_option(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -393,15 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", help="training data (default: data.train in the config)")
     p.add_argument("--dev", help="development data for early stopping and dev metrics (default: data.dev)")
     p.add_argument("--output", help="run folder (default: saved_models/<config name>)")
-    p.add_argument("--epochs", type=int, help="override training.epochs")
-    p.add_argument("--batch-size", type=int, help="override training.batch_size")
-    p.add_argument("--seed", type=int, help="override training.seed")
-    _add_set_option(p)
+    add_training_overrides(p)
     p.add_argument("--export", action="store_true", help="also export a SavedModel to OUTPUT/saved_model")
     p.add_argument("--overwrite", action="store_true",
                    help="train into a folder that holds an earlier run, removing that run's model, SavedModel, "
                    "checkpoints, logs, metrics and pictures first (without it, a non-empty OUTPUT is refused)")
-    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained pipeline on labelled data", description="Evaluate a trained pipeline on labelled data.")
@@ -410,7 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "file is read by its extension unless the pipeline's data.format says otherwise)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_format_options(p)
-    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict a corpus to JSONL or TSV", description="Run a trained pipeline over text files (streaming, parallel, resumable).")
@@ -420,12 +425,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_arguments(p)
     p.set_defaults(func=predict_command)
 
+    _add_saved_pipeline_commands(sub)
+    if importlib.util.find_spec("pipeline.cli_seq2seq") is not None:
+        from .cli_seq2seq import add_commands
+
+        add_commands(sub)
+    for command in sub.choices.values():
+        # Every command takes --quiet and --verbose (ktp predict has its own --quiet, -q).
+        if not any(a.dest == "quiet" for a in command._actions):
+            command.add_argument("--quiet", action="store_true", help="only warnings and errors")
+        if not any(a.dest == "verbose" for a in command._actions):
+            command.add_argument("--verbose", action="store_true",
+                                 help="also show other libraries' log lines (TensorFlow, absl, Beam, JAX); "
+                                 "the same as KTP_VERBOSE=1")
+    return parser
+
+
+def _add_saved_pipeline_commands(sub) -> None:
+    """``ktp export``, ``ensemble``, ``inspect``, ``coverage`` and ``validate``: the commands
+    about a saved pipeline or a config, beside training and prediction."""
     p = sub.add_parser("export", help="export a TensorFlow SavedModel", description="Export a trained pipeline as a TensorFlow SavedModel and check it against the Python pipeline.")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
     p.add_argument("--output", help="SavedModel folder (default: MODEL_DIR/saved_model)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing SavedModel at the destination")
     p.add_argument("--samples", help="a text file, one text a line, for the golden check (default: built-in samples)")
-    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -437,7 +460,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dirs", metavar="MODEL_DIR", nargs="+", help="two or more saved single-network pipelines")
     p.add_argument("--output", required=True, help="folder for the joined pipeline")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --output folder")
-    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser(
@@ -448,7 +470,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
     p.add_argument("--json", action="store_true", help="print everything, the full config included, as one JSON object")
-    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser(
@@ -464,7 +485,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=20, help="list this many of the most frequent unknown tokens (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_format_options(p)
-    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_coverage)
 
     p = sub.add_parser("validate", help="check a YAML config without training",
@@ -473,19 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and the pipeline's chain of stages is printed.")
     p.add_argument("config", help="pipeline YAML file")
     _add_set_option(p)
-    p.add_argument("--quiet", action="store_true", help="only warnings and errors")
     p.set_defaults(func=cmd_validate)
-
-    if importlib.util.find_spec("pipeline.cli_seq2seq") is not None:
-        from .cli_seq2seq import add_commands
-
-        add_commands(sub)
-    for command in sub.choices.values():
-        if not any(a.dest == "verbose" for a in command._actions):
-            command.add_argument("--verbose", action="store_true",
-                                 help="also show other libraries' log lines (TensorFlow, absl, Beam, JAX); "
-                                 "the same as KTP_VERBOSE=1")
-    return parser
 
 
 def _fail(message: str) -> int:

@@ -22,7 +22,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--n-best", type=int, help="list this many hypotheses per sentence (JSON output)")
     p.add_argument("--plot-attention", metavar="PNG", help="save the attention matrix of the (single) sentence as a PNG")
     p.add_argument("--json", action="store_true", help="print one JSON object per sentence")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_translate)
 
     p = subparsers.add_parser(
@@ -37,7 +36,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens (0: all)")
     p.add_argument("--seed", type=int, help="random seed, for repeatable samples")
     p.add_argument("--json", action="store_true", help="print a JSON object")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_generate)
 
 

@@ -188,20 +188,19 @@ MAX_BATCH = 1 << 20
 def check_int(name, value, minimum=None, maximum=None, allow_none=False):
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, _int_phrase(minimum, maximum, allow_none), value)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ConfigError(name, _int_phrase(minimum, maximum, allow_none), value)
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ConfigError(name, _bounds_phrase("must be an integer", minimum, maximum, allow_none), value)
 
 
-def _int_phrase(minimum, maximum, allow_none):
+def _bounds_phrase(kind, minimum, maximum, allow_none, open_min=False):
+    """``must be a number > 0 and <= 1 or null``: what ``check_int`` / ``check_float`` want."""
     bounds = []
     if minimum is not None:
-        bounds.append(f">= {minimum}")
+        bounds.append(f"{'>' if open_min else '>='} {minimum}")
     if maximum is not None:
         bounds.append(f"<= {maximum}")
-    text = "must be an integer" + (" " + " and ".join(bounds) if bounds else "")
-    return text + (" or null" if allow_none else "")
+    return kind + (" " + " and ".join(bounds) if bounds else "") + (" or null" if allow_none else "")
 
 
 def check_float(name, value, minimum=None, maximum=None, allow_none=False, open_min=False):
@@ -213,13 +212,7 @@ def check_float(name, value, minimum=None, maximum=None, allow_none=False, open_
     if ok and maximum is not None:
         ok = value <= maximum
     if not ok:
-        bounds = []
-        if minimum is not None:
-            bounds.append(f"{'>' if open_min else '>='} {minimum}")
-        if maximum is not None:
-            bounds.append(f"<= {maximum}")
-        text = "must be a number" + (" " + " and ".join(bounds) if bounds else "")
-        raise ConfigError(name, text + (" or null" if allow_none else ""), value)
+        raise ConfigError(name, _bounds_phrase("must be a number", minimum, maximum, allow_none, open_min), value)
 
 
 def check_bool(name, value):

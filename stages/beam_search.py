@@ -227,20 +227,36 @@ def _candidates(log_probs, alive_logp, batch_size, k, banned_ids):
     return top_logp, pick // per_beam, token
 
 
-def beam_search(
-    step,
-    state,
-    context,
-    batch_size,
-    bos_id,
-    eos_id,
-    max_length,
-    beam_width,
-    alpha=0.0,
-    source_length=None,
-    banned_ids=(),
-    n_best=None,
-):
+def _initial_beams(b, k, bos_id, max_length, source_length):
+    """The loop's start: ``(tokens, alive_seq, alive_logp, fin_seq, fin_score, alive_attn,
+    fin_attn)`` for ``b`` sentences of ``k`` beams (attention of shape ``(1,)`` without a
+    ``source_length``)."""
+    tokens = ops.full((b * k,), bos_id, dtype="int32")
+    alive_seq = ops.zeros((b, k, max_length), dtype="int32")
+    # Only the first beam is live at the start, so the first step does not pick k copies of one token.
+    first = ops.concatenate([ops.zeros((1, 1), "float32"), ops.full((1, k - 1), NEG, "float32")], axis=1)
+    alive_logp = ops.repeat(first, b, axis=0) if k > 1 else ops.zeros((b, 1), "float32")
+    fin_seq = ops.zeros((b, k, max_length), dtype="int32")
+    fin_score = ops.full((b, k), NEG, "float32")
+    if source_length is not None:
+        alive_attn = ops.zeros((b, k, max_length, source_length), "float32")
+        fin_attn = ops.zeros((b, k, max_length, source_length), "float32")
+    else:
+        alive_attn = fin_attn = ops.zeros((1,), "float32")
+    return tokens, alive_seq, alive_logp, fin_seq, fin_score, alive_attn, fin_attn
+
+
+def _next_attention(alive_attn, fin_attn, attn, i, origin, fin_pick, alive_pick, b, k):
+    """The attention rows of step ``i``'s finished and live hypotheses, picked as their tokens are."""
+    cand_attn = _gather_rows(alive_attn, origin, b, 2 * k)
+    step_attn = _gather_rows(ops.reshape(ops.cast(attn, "float32"), (b, k, -1)), origin, b, 2 * k)
+    cand_attn = _write(cand_attn, i, step_attn, 2)
+    return (_gather_rows(ops.concatenate([fin_attn, cand_attn], axis=1), fin_pick, b, k),
+            _gather_rows(cand_attn, alive_pick, b, k))
+
+
+def beam_search(step, state, context, batch_size, bos_id, eos_id, max_length, beam_width, alpha=0.0,
+                source_length=None, banned_ids=(), n_best=None):
     """Beam search over a batch: all sentences and all their beams advance together.
 
     Args:
@@ -267,18 +283,6 @@ def beam_search(
     n_state = len(state)
     with_attention = source_length is not None
 
-    tokens = ops.full((b * k,), bos_id, dtype="int32")
-    alive_seq = ops.zeros((b, k, max_length), dtype="int32")
-    # Only the first beam is live at the start, so the first step does not pick k copies of one token.
-    first = ops.concatenate([ops.zeros((1, 1), "float32"), ops.full((1, k - 1), NEG, "float32")], axis=1)
-    alive_logp = ops.repeat(first, b, axis=0) if k > 1 else ops.zeros((b, 1), "float32")
-    fin_seq = ops.zeros((b, k, max_length), dtype="int32")
-    fin_score = ops.full((b, k), NEG, "float32")
-    if with_attention:
-        alive_attn = ops.zeros((b, k, max_length, source_length), "float32")
-        fin_attn = ops.zeros((b, k, max_length, source_length), "float32")
-    else:
-        alive_attn = fin_attn = ops.zeros((1,), "float32")
     best_possible_penalty = length_penalty(max_length, alpha)
     final = k if n_best is None else max(1, min(int(n_best), k))
 
@@ -315,14 +319,11 @@ def beam_search(
         new_state = [ops.take(s, flat_origin, axis=0) for s in new_state]
 
         if with_attention:
-            cand_attn = _gather_rows(alive_attn, origin, b, 2 * k)
-            step_attn = _gather_rows(ops.reshape(ops.cast(attn, "float32"), (b, k, -1)), origin, b, 2 * k)
-            cand_attn = _write(cand_attn, i, step_attn, 2)
-            fin_attn = _gather_rows(ops.concatenate([fin_attn, cand_attn], axis=1), fin_pick, b, k)
-            alive_attn = _gather_rows(cand_attn, alive_pick, b, k)
+            fin_attn, alive_attn = _next_attention(alive_attn, fin_attn, attn, i, origin, fin_pick, alive_pick, b, k)
         return (i + 1, next_tokens, alive_seq_new, alive_logp_new, fin_seq_new, fin_score_new, alive_attn, fin_attn, *new_state)
 
-    loop_vars = (ops.convert_to_tensor(0, "int32"), tokens, alive_seq, alive_logp, fin_seq, fin_score, alive_attn, fin_attn, *state)
+    beams = _initial_beams(b, k, bos_id, max_length, source_length)
+    loop_vars = (ops.convert_to_tensor(0, "int32"), *beams, *state)
     out = ops.while_loop(cond, body, loop_vars)
     assert len(out) == 8 + n_state
     return out[4], out[5], (out[7] if with_attention else None)

@@ -61,18 +61,52 @@ class TaggerGraph:
     # -- the whole computation ----------------------------------------------------------------------
     def __call__(self, raw, normal=None):
         """Tag a ragged ``[sentence][token]`` tensor of tokens as written (``raw``) and
-        normalised (``normal``, computed from ``raw`` when not given); returns a dict of tensors."""
+        normalised (``normal``, computed from ``raw`` when not given); returns a dict of tensors.
+
+        Every token of the batch is one position of the flat ``index``; ``pos`` is its position
+        in its sentence. The steps: cut sentences into pieces the network takes
+        (``_pieces``), score and tag the kept tokens (``_token_scores``), find conlleval
+        entities and their scores (``_entities``), re-tag in the data's scheme (``_scheme_tags``).
+        """
         tf = self.tf
         if normal is None:
             normal = raw.with_flat_values(self.normalize_tokens(raw.flat_values))
-        inputs = self._inputs(raw, normal)
         lengths = raw.row_lengths()
         rows = raw.value_rowids()
         n_tokens = tf.size(raw.flat_values, out_type=tf.int64)
         index = tf.range(n_tokens)
         pos = index - tf.gather(raw.row_starts(), rows)
+        kept_index, kept_piece, in_piece, dense = self._pieces(self._inputs(raw, normal), lengths, rows, index, pos)
+        tag, a_all, b_all, cumulative = self._token_scores(dense, kept_index, kept_piece, in_piece, n_tokens)
+        start_at, end_at, entity_score, entity_type = self._entities(raw, index, pos, tag, a_all, b_all, cumulative)
+        out_tag = self._scheme_tags(index, start_at, end_at, entity_type)
+        entity_row = tf.gather(rows, start_at)
+        row_start = tf.gather(raw.row_starts(), entity_row)
+        nrows = raw.nrows()
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(entity_row, tf.int32), entity_row, nrows)
 
-        # Long sentences: pieces of at most max_length tokens (or only the first piece).
+        def per_row(values, default):
+            return tf.RaggedTensor.from_value_rowids(values, entity_row, nrows=nrows).to_tensor(default_value=default)
+
+        return {
+            "tags": raw.with_flat_values(out_tag).to_tensor(default_value=""),
+            "lengths": tf.cast(lengths, tf.int32),
+            "num_entities": counts,
+            "entity_type": per_row(entity_type, ""),
+            "entity_token_start": per_row(tf.cast(start_at - row_start, tf.int32), -1),
+            "entity_token_end": per_row(tf.cast(end_at - row_start, tf.int32), -1),
+            "entity_score": per_row(entity_score, 0.0),
+            "_entity_row": entity_row,
+            "_entity_start": start_at,
+            "_entity_end": end_at,
+        }
+
+    def _pieces(self, inputs, lengths, rows, index, pos):
+        """Long sentences as pieces of at most max_length tokens (or only the first piece).
+
+        Returns the kept tokens' flat indices, their piece and position in it, and the model
+        inputs as dense ``[piece][step]`` tensors."""
+        tf = self.tf
         if self.max_length is None:
             piece_in_row = tf.zeros_like(pos)
             kept = tf.ones_like(pos, tf.bool)
@@ -95,20 +129,26 @@ class TaggerGraph:
         dense = {}
         for name, value in inputs.items():
             values = tf.gather(value.values, kept_index)  # one row per token (chars stay ragged)
-            ragged = tf.RaggedTensor.from_value_rowids(values, kept_piece, nrows=n_pieces)
-            dense[name] = ragged.to_tensor(default_value=0)
-        for name in dense:
+            x = tf.RaggedTensor.from_value_rowids(values, kept_piece, nrows=n_pieces).to_tensor(default_value=0)
             # At least one piece, 2 time steps (the CRF's Viterbi stacks one back-pointer per
             # step after the first, and TensorFlow cannot stack an empty list) and 1 of every
             # other axis, so empty batches, all-empty texts and one-token sentences run. The
             # padding is masked, and no token's answer is gathered from it.
-            x = dense[name]
             pad = [[0, tf.maximum((2 if d == 1 else 1) - tf.shape(x)[d], 0)] for d in range(len(x.shape))]
             dense[name] = tf.pad(x, pad)
         piece_pos = tf.RaggedTensor.from_value_rowids(kept_index, kept_piece, nrows=n_pieces)
         in_piece = tf.ragged.range(piece_pos.row_lengths()).flat_values  # position of each kept token in its piece
-        gather_at = tf.stack([kept_piece, in_piece], axis=1)
+        return kept_index, kept_piece, in_piece, dense
 
+    def _token_scores(self, dense, kept_index, kept_piece, in_piece, n_tokens):
+        """The network on the pieces, then each token's tag (Viterbi or argmax) and scores.
+
+        Returns, for every token of the batch (truncated tails tagged O): the tag id; ``a`` and
+        ``b``, the forward and backward log scores at the token (CRF) or its log probability
+        and 0 (softmax); and the cumulative sum of each token's step score, from which a
+        span's log probability is a difference."""
+        tf = self.tf
+        gather_at = tf.stack([kept_piece, in_piece], axis=1)
         scores = tf.cast(self.keras_model(dense, training=False), tf.float32)
         mask = tf.not_equal(dense["token_ids"], 0)
         if self.crf is not None:
@@ -119,29 +159,26 @@ class TaggerGraph:
             emit = tf.gather_nd(scores, tf.concat([gather_at, y[:, None]], axis=1))
             a = tf.gather_nd(log_alpha, tf.concat([gather_at, y[:, None]], axis=1)) - tf.gather(log_z, kept_piece)
             b = tf.gather_nd(log_beta, tf.concat([gather_at, y[:, None]], axis=1))
-        else:
-            y = tf.gather_nd(tf.argmax(scores, axis=-1), gather_at)
-            logp = tf.math.log(tf.maximum(tf.gather_nd(scores, tf.concat([gather_at, y[:, None]], axis=1)), 1e-30))
-            a, b = logp, tf.zeros_like(logp)
-
-        # Back to every token of every sentence (truncated tails are tagged O).
-        tag = tf.tensor_scatter_nd_update(tf.fill([n_tokens], tf.constant(self.outside, tf.int64)), kept_index[:, None], y)
-        a_all = tf.scatter_nd(kept_index[:, None], a, [n_tokens])
-        b_all = tf.scatter_nd(kept_index[:, None], b, [n_tokens])
-        if self.crf is not None:
             # Inside a piece a span adds transition + emission per token; where a span crosses
             # into the next piece it adds that piece boundary's backward and forward scores.
-            prev_y = shift_right(tf, y, 0)
-            pair = tf.gather_nd(trans, tf.stack([prev_y, y], axis=1)) + emit
-            at_piece_start = tf.equal(in_piece, 0)
-            prev_b = shift_right(tf, b, 0.0)
-            step = tf.where(at_piece_start, prev_b + a, pair)
+            pair = tf.gather_nd(trans, tf.stack([shift_right(tf, y, 0), y], axis=1)) + emit
+            step = tf.where(tf.equal(in_piece, 0), shift_right(tf, b, 0.0) + a, pair)
         else:
+            y = tf.gather_nd(tf.argmax(scores, axis=-1), gather_at)
+            a = tf.math.log(tf.maximum(tf.gather_nd(scores, tf.concat([gather_at, y[:, None]], axis=1)), 1e-30))
+            b = tf.zeros_like(a)
             step = a
-        step_all = tf.scatter_nd(kept_index[:, None], step, [n_tokens])
-        cumulative = tf.cumsum(step_all)
+        at_kept = kept_index[:, None]
+        tag = tf.tensor_scatter_nd_update(tf.fill([n_tokens], tf.constant(self.outside, tf.int64)), at_kept, y)
+        a_all = tf.scatter_nd(at_kept, a, [n_tokens])
+        b_all = tf.scatter_nd(at_kept, b, [n_tokens])
+        cumulative = tf.cumsum(tf.scatter_nd(at_kept, step, [n_tokens]))
+        return tag, a_all, b_all, cumulative
 
-        # conlleval chunks over each sentence's tags.
+    def _entities(self, raw, index, pos, tag, a_all, b_all, cumulative):
+        """conlleval chunks over each sentence's tags: each entity's first and end token (flat
+        indices), its probability and its type."""
+        tf = self.tf
         tag32 = tf.cast(tag, tf.int32)
         prefix = tf.gather(self.prefix_of, tag32)
         type_ = tf.gather(self.type_of, tag32)
@@ -158,15 +195,16 @@ class TaggerGraph:
         start_at = tf.boolean_mask(index, starts)
         limits = tf.sort(tf.concat([tf.boolean_mask(index, ends_before & ~first), raw.row_limits()], axis=0))
         end_at = tf.gather(limits, tf.searchsorted(limits, start_at, side="right", out_type=tf.int64))
-        entity_row = tf.gather(rows, start_at)
-        row_start = tf.gather(raw.row_starts(), entity_row)
         log_p = (tf.gather(a_all, start_at) + tf.gather(cumulative, end_at - 1) - tf.gather(cumulative, start_at)
                  + tf.gather(b_all, end_at - 1))
         entity_score = tf.exp(tf.minimum(log_p, 0.0))
         entity_type = tf.gather(self.type_names, tf.gather(type_, start_at))
+        return start_at, end_at, entity_score, entity_type
 
-        # Tags in the data's scheme, from the entities. Each token looks up the last entity
-        # starting at or before it; a sentinel entity (index n_entities) stands for "none".
+    def _scheme_tags(self, index, start_at, end_at, entity_type):
+        """Tags in the data's scheme, from the entities. Each token looks up the last entity
+        starting at or before it; a sentinel entity (index n_entities) stands for "none"."""
+        tf = self.tf
         n_entities = tf.size(start_at, out_type=tf.int64)
         start_s = tf.concat([start_at, [-1]], axis=0)
         end_s = tf.concat([end_at, [0]], axis=0)
@@ -186,25 +224,7 @@ class TaggerGraph:
         else:
             inner = "M" if self.scheme == "bmes" else "I"
             letter = tf.where(is_first & is_last, "S", tf.where(is_first, "B", tf.where(is_last, "E", inner)))
-        out_tag = tf.where(inside, tf.strings.join([letter, "-", tf.gather(type_s, safe)]), "O")
-        nrows = raw.nrows()
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(entity_row, tf.int32), entity_row, nrows)
-
-        def per_row(values, default):
-            return tf.RaggedTensor.from_value_rowids(values, entity_row, nrows=raw.nrows()).to_tensor(default_value=default)
-
-        return {
-            "tags": raw.with_flat_values(out_tag).to_tensor(default_value=""),
-            "lengths": tf.cast(lengths, tf.int32),
-            "num_entities": counts,
-            "entity_type": per_row(entity_type, ""),
-            "entity_token_start": per_row(tf.cast(start_at - row_start, tf.int32), -1),
-            "entity_token_end": per_row(tf.cast(end_at - row_start, tf.int32), -1),
-            "entity_score": per_row(entity_score, 0.0),
-            "_entity_row": entity_row,
-            "_entity_start": start_at,
-            "_entity_end": end_at,
-        }
+        return tf.where(inside, tf.strings.join([letter, "-", tf.gather(type_s, safe)]), "O")
 
     # -- raw text ----------------------------------------------------------------------------------
 
