@@ -6,7 +6,7 @@ import os
 
 import keras
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, one_line
 
 from .registry import register
 
@@ -169,6 +169,7 @@ class RecurrentModel(Stage):
             given = {"x": data[0], "y": data[1], "batch_size": batch_size}
         else:
             given = {"x": data, "shuffle": self.shuffle_batches}
+        self._build_optimizer()
         history = self.model_.fit(
             **given,
             validation_data=validation_data,
@@ -179,6 +180,15 @@ class RecurrentModel(Stage):
         )
         self.history_ = history.history
         return self
+
+    def _build_optimizer(self):
+        """Create the optimizer's variables before training. Keras' TensorFlow trainer would
+        create them while tracing the first train step, and a ``tf.function`` that creates
+        variables is traced twice: building them first halves the start-up time of every fit
+        (the same variables, with the same initial values)."""
+        optimizer = getattr(self.model_, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model_.trainable_variables)
 
     def transform(self, batch, batch_size=256):
         """Model outputs (probabilities) for an id array."""
@@ -211,10 +221,7 @@ def load_keras_model(path: str):
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a tampered file)
-        text = " ".join(str(err).split())
-        if len(text) > 300:
-            text = text[:300] + " ..."
-        raise DataError(f"{path} cannot be loaded (safe mode): {type(err).__name__}: {text}", path=path) from err
+        raise DataError(f"{path} cannot be loaded (safe mode): {type(err).__name__}: {one_line(err, 300)}", path=path) from err
 
 
 def _vocab_size(input_layer) -> int:

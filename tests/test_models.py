@@ -196,3 +196,22 @@ def test_classifier_load_reports_a_file_that_is_not_a_keras_model(tmp_path):
     (tmp_path / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(DataError, match=r"model\.keras cannot be loaded \(safe mode\)"):
         RNNClassifier().load_assets(str(tmp_path))
+
+
+def test_fit_builds_the_optimizer_before_keras_traces_the_train_step(monkeypatch):
+    # Left to Keras' TensorFlow trainer, the optimizer's variables are created while the first
+    # train step is traced, and TensorFlow then traces that step a second time.
+    seen = []
+    keras_fit = keras.Model.fit
+
+    def fit(model, *args, **kwargs):
+        seen.append((model.optimizer.built, len(model.optimizer.variables)))
+        return keras_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    m = _build(cell="gru")
+    assert not m.model_.optimizer.built
+    x = np.array([[2, 3, 0, 0, 0], [4, 5, 6, 0, 0]] * 4)
+    m.fit((x, np.array([0, 1] * 4)), epochs=1, batch_size=4, verbose=0)
+    # Built, with a momentum and a velocity per trainable weight (Adam) and the step counter.
+    assert seen == [(True, 2 * len(m.model_.trainable_weights) + 2)]
