@@ -184,7 +184,7 @@ class RecurrentModel(Stage):
     def _build_optimizer(self):
         """Create the optimizer's variables before training. Keras' TensorFlow trainer would
         create them while tracing the first train step, and a ``tf.function`` that creates
-        variables is traced twice: building them first halves the start-up time of every fit
+        variables is traced twice: building them first saves one trace of every fit
         (the same variables, with the same initial values)."""
         optimizer = getattr(self.model_, "optimizer", None)
         if optimizer is not None and not optimizer.built:
