@@ -330,6 +330,23 @@ def track_variables(module, signatures, exclude=()) -> None:
     module.model_variables = variables
 
 
+def traced_once(tf, fn, *specs):
+    """``fn`` as a ``tf.function`` of ``specs``, traced once and called by every signature that
+    needs it: the export traces it once and the SavedModel holds one function for it, not a
+    copy per signature."""
+    return tf.function(fn, input_signature=list(specs), autograph=False)
+
+
+def texts_spec(tf, name: str = "text"):
+    """A 1-D batch of texts."""
+    return tf.TensorSpec([None], tf.string, name=name)
+
+
+def ragged_tokens_spec(tf):
+    """A ragged ``[row][token]`` batch of tokens."""
+    return tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1)
+
+
 def padded_ids(ragged_ids, max_length, truncation="post", padding="post"):
     """Ragged ids -> an int32 ``(batch, length)`` tensor, exactly as ``Vectorizer.transform``.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ExportError
-from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, float32_at_least, padded_ids, register_exporter, text_input, tokens_input
+from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, float32_at_least, padded_ids, ragged_tokens_spec, register_exporter, text_input, texts_spec, tokens_input, traced_once
 from .text import GraphText, lookup_table
 
 
@@ -59,20 +59,17 @@ class ClassificationExporter(Exporter):
             ids = padded_ids(vocab_table.lookup(tokens), vectorizer.max_length, vectorizer.truncation, vectorizer.padding)
             return tf.cast(keras_model(ids, training=False), tf.float32)
 
-        answer = self.answers(module, model_outputs)
-        text_spec = tf.TensorSpec([None], tf.string, name="text")
+        answer = traced_once(tf, self.answers(module, model_outputs), ragged_tokens_spec(tf))
+        tokenize = traced_once(tf, text.tokenize, texts_spec(tf))
+        text_spec = texts_spec(tf)
 
         @tf.function(input_signature=[text_spec], autograph=False)
         def serve_text(text_in):
-            return answer(text.tokenize(text_in))
+            return answer(tokenize(text_in))
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")], autograph=False)
         def serve_tokens(tokens):
             return answer(tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, "")))
-
-        @tf.function(input_signature=[text_spec], autograph=False)
-        def tokenize(text_in):
-            return text.tokenize(text_in)
 
         module.tokenize = tokenize.get_concrete_function()
         return {TEXT_SIGNATURE: serve_text.get_concrete_function(), TOKENS_SIGNATURE: serve_tokens.get_concrete_function()}

@@ -20,7 +20,7 @@ unspaced languages such as Chinese, else with single spaces).
 from __future__ import annotations
 
 
-from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, register_exporter, text_input, tokens_input
+from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, register_exporter, text_input, texts_spec, tokens_input, traced_once
 from .text import GraphText, lookup_table
 
 BOS, EOS = "<bos>", "<eos>"
@@ -66,23 +66,20 @@ class LanguageModelExporter(Exporter):
             return {"tokens": words, "token_ids": out, "length": tf.reduce_sum(tf.cast(out > 0, tf.int32), axis=1),
                     "generated": tf.strings.reduce_join(kept, axis=1, separator=joiner)}
 
-        text_spec = tf.TensorSpec([None], tf.string, name="text")
+        text_spec = texts_spec(tf)
+        tokenize = traced_once(tf, text.tokenize, texts_spec(tf))
 
         @tf.function(input_signature=[text_spec], autograph=False)
         def serve_text(t):
-            return generate(text.tokenize(t), d.temperature)
+            return generate(tokenize(t), d.temperature)
 
         @tf.function(input_signature=[text_spec], autograph=False)
         def greedy(t):
-            return generate(text.tokenize(t), 0.0)
+            return generate(tokenize(t), 0.0)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")], autograph=False)
         def serve_tokens(tokens):
             return generate(tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, "")), d.temperature)
-
-        @tf.function(input_signature=[text_spec], autograph=False)
-        def tokenize(t):
-            return text.tokenize(t)
 
         module.tokenize = tokenize.get_concrete_function()
         return {TEXT_SIGNATURE: serve_text.get_concrete_function(), "greedy": greedy.get_concrete_function(),

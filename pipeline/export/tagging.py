@@ -20,7 +20,7 @@ The computation after tokenizing is ``tagging_graph.TaggerGraph``.
 from __future__ import annotations
 
 from ..errors import ExportError
-from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, register_exporter, text_input, tokens_input
+from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, ragged_tokens_spec, register_exporter, text_input, texts_spec, tokens_input, traced_once
 from .tagging_graph import TaggerGraph
 
 
@@ -64,19 +64,22 @@ class TaggingExporter(Exporter):
         def public(out):
             return {k: v for k, v in out.items() if not k.startswith("_")}
 
-        text_spec = tf.TensorSpec([None], tf.string, name="text")
+        text_spec = texts_spec(tf)
+        tag = traced_once(tf, graph, ragged_tokens_spec(tf), ragged_tokens_spec(tf))
+        segment = traced_once(tf, graph.text.segment, texts_spec(tf))
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")], autograph=False)
         def serve_tokens(tokens):
-            return public(graph(tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))))
+            raw = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+            return public(tag(raw, raw.with_flat_values(graph.normalize_tokens(raw.flat_values))))
 
         @tf.function(input_signature=[text_spec], autograph=False)
         def serve_text(text):
-            return _with_offsets(tf, graph, graph.text.segment(text), public)
+            return _with_offsets(tf, graph, tag, segment(text), public)
 
         @tf.function(input_signature=[text_spec], autograph=False)
         def tokenize(text):
-            return graph.text.segment(text)["raw"]
+            return segment(text)["raw"]
 
         module.tokenize = tokenize.get_concrete_function()
         return {TEXT_SIGNATURE: serve_text.get_concrete_function(), TOKENS_SIGNATURE: serve_tokens.get_concrete_function()}
@@ -119,10 +122,10 @@ class TaggingExporter(Exporter):
         return problems, max_diff
 
 
-def _with_offsets(tf, graph, seg, public):
-    """``serve_text``'s outputs: the tagging of the segmented text plus character offsets."""
+def _with_offsets(tf, graph, tag, seg, public):
+    """``serve_text``'s outputs: the tagging (``tag``) of the segmented text plus character offsets."""
     raw, start, end = seg["raw"], seg["start"], seg["end"]
-    out = graph(raw, seg["tokens"])
+    out = tag(raw, seg["tokens"])
     rows, nrows = out["_entity_row"], raw.nrows()
     e_start = tf.gather(start.flat_values, out["_entity_start"])
     e_end = tf.gather(end.flat_values, out["_entity_end"] - 1)

@@ -25,7 +25,7 @@ import os
 
 from stages.base import write_asset_lines
 
-from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, padded_ids, register_exporter, text_input, tokens_input
+from .base import TEXT_SIGNATURE, TOKENS_SIGNATURE, Exporter, padded_ids, register_exporter, text_input, texts_spec, tokens_input, traced_once
 from .text import GraphText, lookup_table
 
 
@@ -101,10 +101,12 @@ class TranslationExporter(Exporter):
                 "translation": translation,
             }
 
-        text_spec = tf.TensorSpec([None], tf.string, name="text")
+        text_spec = texts_spec(tf)
+        tokenize = traced_once(tf, text.tokenize, texts_spec(tf))
         signatures = {}
+
         def serving(search):
-            return tf.function(lambda t: decode(search, text.tokenize(t)), input_signature=[text_spec], autograph=False)
+            return tf.function(lambda t: decode(search, tokenize(t)), input_signature=[text_spec], autograph=False)
 
         for name, search in searches.items():
             signatures[name] = serving(search).get_concrete_function()
@@ -113,10 +115,6 @@ class TranslationExporter(Exporter):
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")], autograph=False)
         def serve_tokens(tokens):
             return decode(default, tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, "")))
-
-        @tf.function(input_signature=[text_spec], autograph=False)
-        def tokenize(t):
-            return text.tokenize(t)
 
         module.tokenize = tokenize.get_concrete_function()
         signatures[TOKENS_SIGNATURE] = serve_tokens.get_concrete_function()
