@@ -63,6 +63,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tests import test_reliability as rel  # noqa: E402  (the generators the tests use)
+from tests import test_reliability_runs as runs  # noqa: E402
 from tests.conftest import ZH_NEG, ZH_POS, tiny_config  # noqa: E402
 
 SECTIONS = ("rows", "folders", "configs", "data", "texts", "marks", "nltk", "serving")
@@ -338,7 +339,7 @@ def section_configs(args):
     import yaml
 
     folder = tempfile.mkdtemp(prefix="ktp-fuzz-configs-")
-    cases = list(rel.bad_configs(folder))
+    cases = list(runs.bad_configs(folder))
     for name, config in _mutations(random.Random(args.seed), args.mutations):
         path = os.path.join(folder, name + ".yaml")
         with open(path, "w", encoding="utf-8") as f:
@@ -385,7 +386,7 @@ def section_data(args):
     with open(config_path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, allow_unicode=True)
     os.makedirs(os.path.join(folder, "files"))
-    files = rel.bad_data_files(os.path.join(folder, "files"))
+    files = runs.bad_data_files(os.path.join(folder, "files"))
     results, tracebacks = [], []
     for name, path, extra, outcome in files:
         for command, argv in (

@@ -59,6 +59,14 @@ def fitted_zh(zh_data, tmp_path_factory):
     return p
 
 
+@pytest.fixture(scope="session")
+def saved_zh(fitted_zh, tmp_path_factory):
+    """``fitted_zh`` saved to a folder (shared, never modified: tests copy it)."""
+    path = str(tmp_path_factory.mktemp("saved_zh") / "model")
+    fitted_zh.save(path)
+    return path
+
+
 def check_odd_batches(path):
     """Every signature of the SavedModel at ``path`` answers an empty batch, empty and
     whitespace-only texts, bytes that are not UTF-8 and empty token rows with outputs of the

@@ -12,7 +12,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.tagging import TaggingPipeline, tokenize_with_offsets
 from pipeline.tagging_metrics import tags_report
 from stages.tokenizers import CharTokenizer, JiebaTokenizer, WhitespaceTokenizer
-from test_tagging_metrics import assert_equals_seqeval
+from tests.test_tagging_metrics import assert_equals_seqeval
 
 EN_TOKENS = [
     ["Anna", "met", "Bob", "in", "Oslo", "."],
