@@ -387,6 +387,20 @@ def add_training_overrides(parser, seed: bool = True) -> None:
     _add_set_option(parser)
 
 
+#: the help of a MODEL_DIR argument
+SAVED_PIPELINE = "a saved pipeline folder (from ktp train)"
+
+
+def add_command(sub, name, func, help, description, model_dir=None):
+    """One ``ktp`` command: its parser in ``sub``, running ``func``, with a first argument
+    ``MODEL_DIR`` (``model_dir`` its help) when given."""
+    p = sub.add_parser(name, help=help, description=description)
+    if model_dir:
+        p.add_argument("model_dir", metavar="MODEL_DIR", help=model_dir)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -398,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("train", help="train a pipeline from a YAML config", description="Train a pipeline from a YAML config and save it (with logs and pictures) to the output folder.")
+    p = add_command(sub, "train", cmd_train, help="train a pipeline from a YAML config", description="Train a pipeline from a YAML config and save it (with logs and pictures) to the output folder.")
     p.add_argument("config", help="pipeline YAML file")
     p.add_argument("--train", help="training data (default: data.train in the config)")
     p.add_argument("--dev", help="development data for early stopping and dev metrics (default: data.dev)")
@@ -408,22 +422,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="train into a folder that holds an earlier run, removing that run's model, SavedModel, "
                    "checkpoints, logs, metrics and pictures first (without it, a non-empty OUTPUT is refused)")
-    p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a trained pipeline on labelled data", description="Evaluate a trained pipeline on labelled data.")
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
+    p = add_command(sub, "evaluate", cmd_evaluate, help="evaluate a trained pipeline on labelled data", description="Evaluate a trained pipeline on labelled data.", model_dir=SAVED_PIPELINE)
     p.add_argument("--data", required=True, help="labelled data in the pipeline's data format (a .csv, .jsonl or .tsv "
                    "file is read by its extension unless the pipeline's data.format says otherwise)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_format_options(p)
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="predict a corpus to JSONL or TSV", description="Run a trained pipeline over text files (streaming, parallel, resumable).")
-    p.add_argument("model_dir", metavar="MODEL_DIR")
     from .batch import add_predict_arguments, predict_command
 
+    p = add_command(sub, "predict", predict_command, help="predict a corpus to JSONL or TSV", description="Run a trained pipeline over text files (streaming, parallel, resumable).", model_dir=SAVED_PIPELINE)
     add_predict_arguments(p)
-    p.set_defaults(func=predict_command)
 
     _add_saved_pipeline_commands(sub)
     if importlib.util.find_spec("pipeline.cli_seq2seq") is not None:
@@ -444,56 +453,49 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_saved_pipeline_commands(sub) -> None:
     """``ktp export``, ``ensemble``, ``inspect``, ``coverage`` and ``validate``: the commands
     about a saved pipeline or a config, beside training and prediction."""
-    p = sub.add_parser("export", help="export a TensorFlow SavedModel", description="Export a trained pipeline as a TensorFlow SavedModel and check it against the Python pipeline.")
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
+    p = add_command(sub, "export", cmd_export, help="export a TensorFlow SavedModel", description="Export a trained pipeline as a TensorFlow SavedModel and check it against the Python pipeline.", model_dir=SAVED_PIPELINE)
     p.add_argument("--output", help="SavedModel folder (default: MODEL_DIR/saved_model)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing SavedModel at the destination")
     p.add_argument("--samples", help="a text file, one text a line, for the golden check (default: built-in samples)")
-    p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser(
-        "ensemble",
-        help="join separately trained pipelines into one ensemble",
+    p = add_command(
+        sub, "ensemble", cmd_ensemble, help="join separately trained pipelines into one ensemble",
         description="Join pipelines trained from the same config and data (e.g. with different --seed, in parallel) "
         "into one saved pipeline answering with the members' mean, as model.ensemble does in one run.",
     )
     p.add_argument("model_dirs", metavar="MODEL_DIR", nargs="+", help="two or more saved single-network pipelines")
     p.add_argument("--output", required=True, help="folder for the joined pipeline")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --output folder")
-    p.set_defaults(func=cmd_ensemble)
 
-    p = sub.add_parser(
-        "inspect",
-        help="show a saved pipeline's config, versions and sizes",
+    p = add_command(
+        sub, "inspect", cmd_inspect, help="show a saved pipeline's config, versions and sizes",
         description="Show what a saved pipeline holds: its task and chain of stages, the package versions and date it "
         "was saved with, vocabulary sizes and first tokens, labels, and the model's layers and parameter count.",
+        model_dir=SAVED_PIPELINE,
     )
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
     p.add_argument("--json", action="store_true", help="print everything, the full config included, as one JSON object")
-    p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser(
-        "coverage",
-        help="how much of a corpus the vocabulary covers",
+    p = add_command(
+        sub, "coverage", cmd_coverage, help="how much of a corpus the vocabulary covers",
         description="Tokenize a corpus with a saved pipeline's tokenizer and report how many of its tokens the "
         "vocabulary knows, with the most frequent unknown ones (a low figure means retraining on closer data, "
         "or a larger vocabulary.max_size / smaller min_freq).",
+        model_dir=SAVED_PIPELINE,
     )
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="a saved pipeline folder (from ktp train)")
     p.add_argument("--data", required=True, help="a corpus in the pipeline's data format (labels are not needed; a .csv, "
                    ".jsonl, .tsv or .txt file is read by its extension unless the pipeline's data.format says otherwise)")
     p.add_argument("--top", type=int, default=20, help="list this many of the most frequent unknown tokens (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_format_options(p)
-    p.set_defaults(func=cmd_coverage)
 
-    p = sub.add_parser("validate", help="check a YAML config without training",
-                       description="Check a YAML config (with any --set overrides) without training: every option is validated "
-                       "as `ktp train` would, optional packages the options need (e.g. tensorboard) are looked for, "
-                       "and the pipeline's chain of stages is printed.")
+    p = add_command(
+        sub, "validate", cmd_validate, help="check a YAML config without training",
+        description="Check a YAML config (with any --set overrides) without training: every option is validated "
+        "as `ktp train` would, optional packages the options need (e.g. tensorboard) are looked for, "
+        "and the pipeline's chain of stages is printed.",
+    )
     p.add_argument("config", help="pipeline YAML file")
     _add_set_option(p)
-    p.set_defaults(func=cmd_validate)
 
 
 def _fail(message: str) -> int:

@@ -11,32 +11,29 @@ import sys
 
 def add_commands(subparsers) -> None:
     """Add ``translate`` and ``generate`` to an argparse sub-parser set."""
-    p = subparsers.add_parser(
-        "translate",
-        help="translate sentences with a trained translation pipeline",
+    from .cli import add_command
+
+    p = add_command(
+        subparsers, "translate", cmd_translate, help="translate sentences with a trained translation pipeline",
         description="Translate sentences with a trained translation pipeline; optionally save the attention picture.",
+        model_dir="a saved translation pipeline",
     )
-    p.add_argument("model_dir", help="a saved translation pipeline")
     p.add_argument("texts", nargs="+", help="source sentences")
     p.add_argument("--beam", type=int, help="beam width (default: the decoder's beam_width; 1 is greedy)")
     p.add_argument("--n-best", type=int, help="list this many hypotheses per sentence (JSON output)")
     p.add_argument("--plot-attention", metavar="PNG", help="save the attention matrix of the (single) sentence as a PNG")
     p.add_argument("--json", action="store_true", help="print one JSON object per sentence")
-    p.set_defaults(func=cmd_translate)
 
-    p = subparsers.add_parser(
-        "generate",
-        help="generate text with a trained language model",
-        description="Continue a prompt with a trained language-model pipeline.",
+    p = add_command(
+        subparsers, "generate", cmd_generate, help="generate text with a trained language model",
+        description="Continue a prompt with a trained language-model pipeline.", model_dir="a saved language_model pipeline",
     )
-    p.add_argument("model_dir", help="a saved language_model pipeline")
     p.add_argument("prompt", nargs="?", default="", help="text to continue (empty: start a new text)")
     p.add_argument("--max-tokens", type=int, help="tokens to generate (default: the sampler's max_tokens)")
     p.add_argument("--temperature", type=float, help="sampling temperature (0: greedy)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens (0: all)")
     p.add_argument("--seed", type=int, help="random seed, for repeatable samples")
     p.add_argument("--json", action="store_true", help="print a JSON object")
-    p.set_defaults(func=cmd_generate)
 
 
 def _load(model_dir, task, command):
