@@ -54,7 +54,7 @@ def tagging_config(tokenizer="whitespace", output="crf", scheme="bioes", data=No
 
 @pytest.fixture(scope="module")
 def en_crf():
-    p = Pipeline.from_config(tagging_config(char_features="cnn", char_dim=4, char_units=4, case_features=True))
+    p = Pipeline.from_config(tagging_config(features={"chars": {"kind": "cnn", "dim": 4, "units": 4}, "shape": {}}))
     return p.fit(EN_TOKENS * 3, EN_TAGS * 3)
 
 
@@ -99,7 +99,7 @@ def test_tagging_pipeline_rejects_pre_padding():
 
 def test_tagging_pipeline_word_boundary_needs_a_char_tokenizer():
     with pytest.raises(ConfigError, match="stages.model.features.word_boundary needs a char tokenizer"):
-        Pipeline.from_config(tagging_config(word_boundary=True))
+        Pipeline.from_config(tagging_config(features={"word_boundary": {}}))
 
 
 def test_tagging_pipeline_rejects_unknown_data_options():
@@ -235,7 +235,7 @@ def test_long_sentences_can_be_truncated_and_are_marked():
 # -- Chinese ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def zh_char():
-    cfg = tagging_config(tokenizer="char", bigram_features=True, bigram_dim=4, word_boundary=True, boundary_dim=4)
+    cfg = tagging_config(tokenizer="char", features={"bigrams": {"dim": 4}, "word_boundary": {"dim": 4}})
     return Pipeline.from_config(cfg).fit(ZH_TEXTS * 3, ZH_SPANS * 3)
 
 
@@ -320,7 +320,7 @@ JAX_SCRIPT = textwrap.dedent(
     assert keras.backend.backend() == "jax"
     from pipeline import Pipeline
     from test_tagging import EN_TOKENS, EN_TAGS, tagging_config
-    p = Pipeline.from_config(tagging_config(char_features="lstm", char_dim=4, char_units=4))
+    p = Pipeline.from_config(tagging_config(features={"chars": {"kind": "lstm", "dim": 4, "units": 4}}))
     p.fit(EN_TOKENS * 3, EN_TAGS * 3, epochs=6)
     loss = p.history_["loss"]
     assert loss[-1] < 0.5 * loss[0], loss
