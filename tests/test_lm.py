@@ -68,7 +68,7 @@ def test_lm_same_seed_same_sample(lm):
 
 
 def test_lm_generation_respects_max_tokens(lm):
-    assert len(lm._generate(["the"], max_tokens=2, temperature=1.5, seed=0)["tokens"]) <= 2
+    assert len(lm.predict(["the"], max_tokens=2, temperature=1.5, seed=0)[0]["tokens"]) <= 2
 
 
 def test_lm_generate_refuses_bad_settings(lm):
