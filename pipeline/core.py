@@ -18,13 +18,15 @@ import warnings
 import numpy as np
 import yaml
 
+from stages.errors import one_line, short_repr
+
 from . import __version__
 from .config import check_top_level, load_yaml, validate_section
 from .errors import ConfigError, DataError, KtpError, NotFittedError
 from .registry import KINDS
 from .registry import get as get_stage_class
 from .registry import registers_task
-from .saved import check_assets, check_saved_folder, check_stage_name, inside_folder, one_line, read_metadata, short_text
+from .saved import check_assets, check_saved_folder, check_stage_name, inside_folder, read_metadata
 
 log = logging.getLogger("ktp")
 
@@ -430,7 +432,7 @@ class Pipeline:
         saved = meta.get("versions", {}).get("keras-text-pipeline") if isinstance(meta.get("versions"), dict) else None
         if meta.get("format_version") != 1:
             raise DataError(
-                f"{directory} uses saved-pipeline format {short_text(meta.get('format_version'))}; "
+                f"{directory} uses saved-pipeline format {short_repr(meta.get('format_version'), 80)}; "
                 f"this version ({__version__}) reads format 1",
                 path=os.path.join(directory, "metadata.json"),
             )

@@ -47,10 +47,6 @@ def _input_rows(layer):
     return None
 
 
-def short_text(value, limit: int = 80) -> str:
-    return short_repr(value, limit)
-
-
 #: The most bytes of ``metadata.json`` that loading reads.
 MAX_METADATA_BYTES = 1 << 20
 
@@ -136,7 +132,7 @@ def check_assets(pipeline, directory: str) -> None:
                 for i, item in enumerate(items):
                     if item in seen:
                         raise DataError(
-                            f"{os.path.join(directory, name, file)}: line {i + 1} repeats {short_text(item)}; "
+                            f"{os.path.join(directory, name, file)}: line {i + 1} repeats {short_repr(item, 80)}; "
                             "each line must be different (the file is damaged or was edited)",
                             path=os.path.join(directory, name, file),
                         )
@@ -173,6 +169,7 @@ def check_assets(pipeline, directory: str) -> None:
                         "the two files do not belong together",
                         path=os.path.join(directory, name, file),
                     )
+
 
 def vocabulary_layers(pipeline) -> dict:
     """Which model layers read the ids of which vocabulary stage: ``{vocabulary stage

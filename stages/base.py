@@ -105,12 +105,14 @@ class Stage:
 
 def write_asset_lines(path: str, items, what: str = "item") -> None:
     """Write a plain-text asset one item a line (``\\n`` line ends on every platform); an item
-    that holds a newline could not be read back, so it is a ValueError naming it (``what``)."""
+    that holds a newline could not be read back, so it is a ValueError naming it (``what``),
+    raised before the file is opened."""
+    items = list(items)
+    for item in items:
+        if "\n" in item:
+            raise ValueError(f"cannot save the {what} {item!r} in {os.path.basename(path)}: it holds a newline")
     with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for item in items:
-            if "\n" in item:
-                raise ValueError(f"cannot save the {what} {item!r} in {os.path.basename(path)}: it holds a newline")
-            f.write(item + "\n")
+        f.writelines(item + "\n" for item in items)
 
 
 def read_asset_lines(path: str, what: str) -> list[str]:

@@ -60,8 +60,8 @@ class ClassificationExporter(Exporter):
             return tf.cast(keras_model(ids, training=False), tf.float32)
 
         answer = traced_once(tf, self.answers(module, model_outputs), ragged_tokens_spec(tf))
-        tokenize = traced_once(tf, text.tokenize, texts_spec(tf))
         text_spec = texts_spec(tf)
+        tokenize = traced_once(tf, text.tokenize, text_spec)
 
         @tf.function(input_signature=[text_spec], autograph=False)
         def serve_text(text_in):

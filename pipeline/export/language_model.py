@@ -67,7 +67,7 @@ class LanguageModelExporter(Exporter):
                     "generated": tf.strings.reduce_join(kept, axis=1, separator=joiner)}
 
         text_spec = texts_spec(tf)
-        tokenize = traced_once(tf, text.tokenize, texts_spec(tf))
+        tokenize = traced_once(tf, text.tokenize, text_spec)
 
         @tf.function(input_signature=[text_spec], autograph=False)
         def serve_text(t):

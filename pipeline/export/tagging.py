@@ -66,7 +66,7 @@ class TaggingExporter(Exporter):
 
         text_spec = texts_spec(tf)
         tag = traced_once(tf, graph, ragged_tokens_spec(tf), ragged_tokens_spec(tf))
-        segment = traced_once(tf, graph.text.segment, texts_spec(tf))
+        segment = traced_once(tf, graph.text.segment, text_spec)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")], autograph=False)
         def serve_tokens(tokens):

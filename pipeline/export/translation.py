@@ -102,7 +102,7 @@ class TranslationExporter(Exporter):
             }
 
         text_spec = texts_spec(tf)
-        tokenize = traced_once(tf, text.tokenize, texts_spec(tf))
+        tokenize = traced_once(tf, text.tokenize, text_spec)
         signatures = {}
 
         def serving(search):

@@ -1,14 +1,8 @@
-"""Plain-text assets of the tagger: one item a line, written and read back exactly."""
+"""Plain-text assets of the tagger, read back exactly as ``stages.base.write_asset_lines`` wrote them."""
 
 from __future__ import annotations
 
 import os
-
-from ..base import write_asset_lines
-
-
-def write_lines(path, items):
-    write_asset_lines(path, items, what="feature")
 
 
 def read_lines(path):

@@ -10,7 +10,8 @@ from ..base import Stage, check_bool, check_choice
 from ..errors import DataError
 from ..registry import register
 from ..tag_schemes import OUTSIDE, SCHEMES, convert, scheme_tags, spans_to_tags, tags_to_spans
-from .assets import read_lines, write_lines
+from ..base import write_asset_lines
+from .assets import read_lines
 
 
 @register("decoder", "tags")
@@ -107,7 +108,7 @@ class TagDecoder(Stage):
 
     def save_assets(self, directory):
         self.check_fitted()
-        write_lines(os.path.join(directory, "tags.txt"), self.tags_)
+        write_asset_lines(os.path.join(directory, "tags.txt"), self.tags_, what="tag")
 
     def load_assets(self, directory):
         path = os.path.join(directory, "tags.txt")

@@ -40,7 +40,8 @@ from ..base import check_choice, check_int, check_str
 from ..crf import PACKAGE
 from ..errors import ConfigError, unknown_key_error
 from ..vectorizers import read_vectors
-from .assets import read_lines, write_lines
+from ..base import write_asset_lines
+from .assets import read_lines
 
 log = logging.getLogger("ktp")
 
@@ -187,7 +188,7 @@ class TokenFeature:
 
     def save_assets(self, directory: str) -> None:
         for name, items in self.assets().items():
-            write_lines(os.path.join(directory, name), items)
+            write_asset_lines(os.path.join(directory, name), items, what="feature")
 
     def load_assets(self, directory: str) -> None:
         """Read the state written by ``save_assets``."""
