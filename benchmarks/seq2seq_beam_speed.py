@@ -37,7 +37,7 @@ def _step_use(p, ids, tokens, batch_size):
     longest best hypothesis ends, so its shorter sentences idle (still computed) meanwhile.
     Lengths are the best hypotheses' (``<eos>`` included); the search may run a little longer
     (until no live hypothesis can still win), so this is an estimate."""
-    from pipeline.seq2seq import _length_batches
+    from stages.batching import length_batches
 
     eos = p.side("vocabulary", "target").id_of("<eos>")
     lengths = []
@@ -45,7 +45,7 @@ def _step_use(p, ids, tokens, batch_size):
         hit = [j for j, t in enumerate(row.tolist()) if t == eos]
         lengths.append(hit[0] + 1 if hit else len(row))
     needed = sum(lengths)
-    run = sum(len(index) * max(lengths[i] for i in index) for index in _length_batches([len(r) for r in ids], batch_size))
+    run = sum(len(index) * max(lengths[i] for i in index) for index in length_batches([len(r) for r in ids], batch_size))
     return round(needed / run, 3)
 
 
@@ -73,7 +73,7 @@ def main(argv=None):
         p.fit(train.texts, train.labels, epochs=30, verbose=0)
     corpus = p.read(args.data or p.data["dev"], need_targets=False)
     texts = (corpus.texts * (args.sentences // len(corpus.texts) + 1))[: args.sentences]
-    ids = p._source_ids(p.tokenize(texts))
+    ids = p.source_ids(p.tokenize(texts))
 
     def batched():
         return p.search_ids(ids, beam=args.beam, batch_size=args.batch_size)

@@ -82,8 +82,8 @@ def main(argv=None):
         # Continue from the saved weights and optimizer state on the same data.
         options = p._options({"epochs": args.epochs})
         tok_s, tok_t = p.tokenize(src), p.tokenize_targets(tgt)
-        train = p._pairs(tok_s, tok_t, options["batch_size"], seed=options["seed"] + 1)
-        val = p._pairs(p.tokenize(dsrc), p.tokenize_targets(dtgt), options["predict_batch_size"], shuffle=False)
+        train = p.batches(tok_s, tok_t, options["batch_size"], seed=options["seed"] + 1, shuffle=True)
+        val = p.batches(p.tokenize(dsrc), p.tokenize_targets(dtgt), options["predict_batch_size"])
         p.model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=p._callbacks(options, None, True), verbose=options["verbose"])
         p.history_ = p.model.history_
         if args.output:

@@ -162,13 +162,19 @@ class RecurrentModel(Stage):
     shuffle_batches = True
 
     def fit(self, data, validation_data=None, epochs=10, batch_size=32, callbacks=(), verbose="auto", initial_epoch=0):
-        """Train the built model on ``data``: ``(x, y)`` arrays, batched by ``batch_size``, or a
-        Keras ``PyDataset`` of batches. Returns ``self`` (history in ``history_``)."""
+        """Train the built model on ``data``: ``(x, y)`` arrays, batched by ``batch_size``, or
+        ``stages.batching.LengthBatches`` (or another Keras ``PyDataset``) of batches, with
+        ``validation_data`` of the same kind. Returns ``self`` (history in ``history_``)."""
         self.check_fitted()
         if isinstance(data, tuple):
             given = {"x": data[0], "y": data[1], "batch_size": batch_size}
+        elif hasattr(data, "for_fit"):
+            x = data.for_fit(shuffle_order=self.shuffle_batches)
+            given = {"x": x, "shuffle": self.shuffle_batches and x is data}
         else:
             given = {"x": data, "shuffle": self.shuffle_batches}
+        if hasattr(validation_data, "for_fit"):
+            validation_data = validation_data.for_fit()
         self._build_optimizer()
         history = self.model_.fit(
             **given,

@@ -95,7 +95,8 @@ def test_lm_windows_cut_long_texts_without_losing_tokens():
     p = Pipeline.from_config(_config(max_length=4))
     p.stage("tokenizer").fit([])
     p.stage("vocabulary").fit([["a", "b", "c", "d", "e", "f", "g"]])
-    inputs, targets = p._windows([["a", "b", "c", "d", "e", "f", "g"]])
+    windows = p.batches([["a", "b", "c", "d", "e", "f", "g"]])
+    inputs, targets = windows.columns["inputs"], windows.columns["targets"]
     assert all(len(x) <= 4 for x in inputs)
     vocab = p.stage("vocabulary")
     flat = [t for row in targets for t in row]

@@ -274,7 +274,7 @@ def test_translation_n_best_lists_alternatives(trained):
 
 def test_translation_decoding_stops_at_max_length(trained):
     p, sources, _ = trained
-    out = p.search_ids(p._source_ids(p.tokenize(sources[:3])), beam=2, max_length=2)
+    out = p.search_ids(p.source_ids(p.tokenize(sources[:3])), beam=2, max_length=2)
     assert out["tokens"].shape == (3, 2, 2)
 
 
@@ -423,7 +423,7 @@ def test_translation_weight_averaging_keeps_and_saves_the_averaged_weights(tmp_p
     # the last epoch's dev loss is that of the weights kept, the averaged ones (Keras alone
     # would validate the raw weights and copy the averages in only after the last epoch)
     src, tgt = p.tokenize(sources[:4]), p.tokenize_targets(targets[:4])
-    dev = p._pairs(src, tgt, 64, shuffle=False)
+    dev = p.batches(src, tgt, 64)
     np.testing.assert_allclose(p.stages["model"].evaluate(dev)["loss"], p.history_["val_loss"][-1], rtol=1e-5)
     p.save(str(tmp_path / "tr"))
     q = Pipeline.load(str(tmp_path / "tr"))

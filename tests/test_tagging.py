@@ -137,13 +137,9 @@ def test_crf_predictions_do_not_depend_on_the_batch(en_crf):
 def test_crf_entity_score_is_the_probability_of_its_tags(en_crf):
     import itertools
 
-    from pipeline.tagging import _Example
-    from stages.taggers import TaggingBatches
-
     sentence = en_crf.tokenize(["Acme Corp hired"])[0]
     result = en_crf._run([sentence])[0]
-    items = en_crf._encode([_Example(sentence, None)], with_targets=False)
-    scores = en_crf.stage("model").decode_batch(TaggingBatches(items, en_crf._input_names(), 4, shuffle=False, with_targets=False)[0])["scores"][0, :3]
+    scores = en_crf.stage("model").decode_batch(en_crf.batches([sentence], 4)[0])["scores"][0, :3]
     trans, start, end = (np.asarray(v) for v in en_crf.stage("model").crf.effective_transitions())
     paths = np.array(list(itertools.product(range(scores.shape[1]), repeat=3)))
     log_p = start[paths[:, 0]] + end[paths[:, 2]] + scores[np.arange(3), paths].sum(axis=1)
@@ -415,11 +411,7 @@ def test_crf_ensemble_decodes_the_members_mean_scores_with_their_mean_transition
     assert [m.name for m in members] == ["member_1", "member_2"] and model.is_ensemble
     for joined, *each in zip(model.crf.get_weights(), *(m.crf.get_weights() for m in members)):
         np.testing.assert_allclose(joined, np.mean(each, axis=0), rtol=1e-6)
-    from stages.taggers import TaggingBatches
-
-    x = en_ensemble._encode(en_ensemble._examples(EN_TOKENS), False)
-    inputs = TaggingBatches(x, en_ensemble._input_names(), 8, shuffle=False, with_targets=False)[0]
-    inputs = inputs[0] if isinstance(inputs, tuple) else inputs
+    inputs = en_ensemble.batches(EN_TOKENS, 8)[0]
     mean = np.mean([np.asarray(m.predict_on_batch(inputs)) for m in members], axis=0)
     np.testing.assert_allclose(model.transform(inputs), mean, rtol=1e-5, atol=1e-6)
     # Viterbi on the mean scores and transitions gives the pipeline's tags.
@@ -448,19 +440,15 @@ def test_saved_crf_ensemble_predicts_the_same_and_refuses_to_train_on(en_ensembl
         Pipeline.from_config(tagging_config(ensemble=0))
 
 
-def test_tagging_batches_pad_to_rounded_lengths_and_widen_the_first_only_for_tensorflow():
-    import keras
-
+def test_tagging_batches_pad_to_rounded_lengths_and_weigh_real_tokens():
+    from stages.batching import default_step
     from stages.taggers import TaggingBatches
 
     items = [{"token_ids": np.arange(1, n + 1, dtype="int32"), "y": np.ones(n, dtype="int32")} for n in (3, 5, 6, 7)]
     batches = TaggingBatches(items, ["token_ids"], 2, shuffle=False)
     (x0, y0, w0), (x1, _, _) = batches[0], batches[1]
-    step = 32 if keras.backend.backend() == "jax" else 8
-    # Both batches round up to one step; TensorFlow's adapter would fix that length for good
-    # if the first two batches agreed, so there (only) the first is 8 longer.
-    widen = 8 if keras.backend.backend() == "tensorflow" else 0
-    assert (x0["token_ids"].shape, x1["token_ids"].shape) == ((2, step + widen), (2, step))
+    step = default_step()
+    assert (x0["token_ids"].shape, x1["token_ids"].shape) == ((2, step), (2, step))
     assert x0["token_ids"][1, :6].tolist() == [1, 2, 3, 4, 5, 0] and w0.sum(axis=1).tolist() == [3, 5]
     assert y0.shape == w0.shape == x0["token_ids"].shape
 

@@ -25,13 +25,15 @@ import time
 
 import numpy as np
 
+from stages.batching import length_batches, pad
+
 from ..core import Pipeline, as_texts, register_task
 from ..errors import ConfigError
 
 # Attention pictures are drawn by pipeline.plots, whose one font lookup every picture uses
 # (``find_cjk_font`` stays importable from here).
 from ..plots import find_cjk_font, plot_attention  # noqa: F401
-from .batches import _Batches, _dataset, _length_batches, _pad, _truncate  # noqa: F401
+from .batches import _truncate, id_batches
 from .options import (  # noqa: F401
     BOS,
     EOS,
@@ -152,7 +154,9 @@ class TranslationPipeline(Pipeline):
     def tokenize_targets(self, texts) -> list[list[str]]:
         return self.side("tokenizer", "target").transform(as_texts(texts))
 
-    def _source_ids(self, tokens):
+    def source_ids(self, tokens) -> list[list[int]]:
+        """Source token lists -> the id lists ``search_ids`` takes (cut to the source
+        vectorizer's ``max_length``)."""
         vec = self.side("vectorizer", "source")
         ids = self.side("vocabulary", "source").transform(tokens)
         return [_truncate(r, vec.max_length, vec.truncation) for r in ids]
@@ -165,10 +169,14 @@ class TranslationPipeline(Pipeline):
         ids = [_truncate(r, None if limit is None else max(limit - 1, 1)) for r in ids]
         return [[bos] + r for r in ids], [r + [eos] for r in ids]
 
-    def _pairs(self, src_tokens, tgt_tokens, batch_size, seed=None, shuffle=True):
-        src = self._source_ids(src_tokens)
-        tgt_in, tgt_out = self._target_ids(tgt_tokens)
-        return _dataset([src, tgt_in, tgt_out], 2, batch_size, seed=seed, shuffle=shuffle)
+    def batches(self, source_tokens, target_tokens, batch_size: int | None = None, seed=None, shuffle: bool = False):
+        """Teacher-forcing batches of token-list pairs (``tokenize`` / ``tokenize_targets``
+        results), as the model trains and is evaluated on: ``((source ids, <bos> + target
+        ids), target ids + <eos>)``, bucketed by target length and padded per batch
+        (``stages.batching.LengthBatches``; ``shuffle`` draws new batches each pass)."""
+        tgt_in, tgt_out = self._target_ids(target_tokens)
+        columns = {"source": self.source_ids(source_tokens), "target_in": tgt_in, "target_out": tgt_out}
+        return id_batches(columns, batch_size or self.training["predict_batch_size"], seed=seed, shuffle=shuffle)
 
     # -- training ---------------------------------------------------------------------------
     def _train(self, texts, labels, validation_data, output_dir, options, callbacks):
@@ -180,8 +188,8 @@ class TranslationPipeline(Pipeline):
         src_tokens, tgt_tokens = self._fit_chains(sources, targets)
         src_voc, tgt_voc = self.side("vocabulary", "source"), self.side("vocabulary", "target")
         src_vec, tgt_vec = self.side("vectorizer", "source"), self.side("vectorizer", "target")
-        train = self._pairs(src_tokens, tgt_tokens, options["batch_size"], seed=options["seed"])
-        self.truncated_ = sum(len(t) > len(s) for t, s in zip(src_tokens, self._source_ids(src_tokens)))
+        train = self.batches(src_tokens, tgt_tokens, options["batch_size"], seed=options["seed"], shuffle=True)
+        self.truncated_ = sum(len(t) > len(s) for t, s in zip(src_tokens, self.source_ids(src_tokens)))
         if self.truncated_:
             log.info("%d source sentences were longer than max_length and truncated", self.truncated_)
         val = None
@@ -242,7 +250,7 @@ class TranslationPipeline(Pipeline):
             "target": tgt_voc.coverage(v_tgt_tokens)["coverage"],
         }
         log.info("Vocabulary covers %.1f%% of dev source and %.1f%% of dev target tokens", 100 * self.dev_coverage_["source"], 100 * self.dev_coverage_["target"])
-        return self._pairs(v_src_tokens, v_tgt_tokens, batch_size, shuffle=False)
+        return self.batches(v_src_tokens, v_tgt_tokens, batch_size)
 
     def _name_of(self, stage):
         return next(n for n, s in self.stages.items() if s is stage)
@@ -287,8 +295,8 @@ class TranslationPipeline(Pipeline):
         tokens = np.zeros((n, beam, max_length), dtype=np.int32)
         scores = np.zeros((n, beam), dtype=np.float32)
         attn = [None] * n
-        for index in _length_batches([len(r) for r in source_ids], batch_size):
-            x = _pad([source_ids[i] or [0] for i in index])
+        for index in length_batches([len(r) for r in source_ids], batch_size):
+            x = pad([source_ids[i] or [0] for i in index], 8)
             out = search.predict_on_batch(x)
             tokens[index] = np.asarray(out["tokens"])
             scores[index] = np.asarray(out["scores"])
@@ -307,7 +315,7 @@ class TranslationPipeline(Pipeline):
         if not tokens:
             return []
         n_best = n_best or self.decoder.n_best
-        out = self.search_ids(self._source_ids(tokens), beam=beam, batch_size=batch_size, n_best=n_best)
+        out = self.search_ids(self.source_ids(tokens), beam=beam, batch_size=batch_size, n_best=n_best)
         vocab = self.side("vocabulary", "target")
         k = out["tokens"].shape[1]
         return self.decoder.decode(out["tokens"], out["scores"], vocab, vocab.id_of(EOS), self.target_language, n_best=min(n_best, k))
@@ -335,7 +343,7 @@ class TranslationPipeline(Pipeline):
         """
         self.check_fitted()
         src_tokens = self.tokenize([text])
-        ids = self._source_ids(src_tokens)
+        ids = self.source_ids(src_tokens)
         with_attention = self.model.attention != "none"
         out = self.search_ids(ids, beam=beam, attention=with_attention)
         vocab = self.side("vocabulary", "target")
@@ -388,8 +396,7 @@ class TranslationPipeline(Pipeline):
         lowercase = bool(getattr(self.side("tokenizer", "target"), "lowercase", False))
         bleu = corpus_bleu(hyps, targets, self.target_language, lowercase=lowercase)
         cased = corpus_bleu(hyps, targets, self.target_language)["bleu"] if lowercase else bleu["bleu"]
-        ds = self._pairs(src_tokens, self.tokenize_targets(targets), batch_size or self.training["predict_batch_size"], shuffle=False)
-        scores = self.model.evaluate(ds)
+        scores = self.model.evaluate(self.batches(src_tokens, self.tokenize_targets(targets), batch_size))
         return {
             "bleu": bleu["bleu"],
             "bleu_signature": bleu["signature"],

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core import Pipeline, as_texts, register_task
 from ..errors import ConfigError, DataError
-from .batches import _dataset
+from .batches import id_batches
 from .options import BOS, EOS, LANGUAGE_MODEL_DATA, _check_reserved
 
 log = logging.getLogger("ktp")
@@ -66,6 +66,17 @@ class LanguageModelPipeline(Pipeline):
     def tokenize(self, texts) -> list[list[str]]:
         return self.stage("tokenizer").transform(as_texts(texts))
 
+    def batches(self, tokens, batch_size: int | None = None, seed=None, shuffle: bool = False):
+        """Next-token batches of token lists (``tokenize`` results), as the model trains and is
+        evaluated on: ``(<bos> + ids, ids + <eos>)`` of every window of at most the
+        vectorizer's ``max_length`` tokens (a long text gives several, each continuing where
+        the last stopped), bucketed by length and padded per batch
+        (``stages.batching.LengthBatches``; ``columns["inputs"]`` / ``["targets"]`` hold the
+        windows)."""
+        inputs, targets = self._windows(tokens)
+        columns = {"inputs": inputs, "targets": targets}
+        return id_batches(columns, batch_size or self.training["predict_batch_size"], seed=seed, shuffle=shuffle)
+
     def _windows(self, tokens):
         vocab = self.stage("vocabulary")
         bos, eos = vocab.id_of(BOS), vocab.id_of(EOS)
@@ -92,12 +103,11 @@ class LanguageModelPipeline(Pipeline):
         tokens = tokenizer.transform(texts)
         vocabulary.fit(tokens)
         vectorizer.fit(vocabulary=vocabulary)
-        inputs, targets = self._windows(tokens)
-        train = _dataset([inputs, targets], 1, options["batch_size"], seed=options["seed"])
+        train = self.batches(tokens, options["batch_size"], seed=options["seed"], shuffle=True)
         val = None
         dev_texts = self._dev_texts(validation_data)
         if dev_texts:
-            val = _dataset(list(self._windows(tokenizer.transform(dev_texts))), 1, options["predict_batch_size"], shuffle=False)
+            val = self.batches(tokenizer.transform(dev_texts), options["predict_batch_size"])
         model.build(vectorizer.input_layer(len(vocabulary)), len(vocabulary), getattr(vectorizer, "initial_weights", lambda: None)())
         own = self._callbacks(options, output_dir, val is not None)
         model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=own + callbacks, verbose=options["verbose"])
@@ -123,12 +133,12 @@ class LanguageModelPipeline(Pipeline):
         texts = [t for t in as_texts(texts) if t.strip()]
         if not texts:
             raise ValueError("Nothing to evaluate: no non-blank texts")
-        inputs, targets = self._windows(self.tokenize(texts))
-        scores = self.stage("model").evaluate(_dataset([inputs, targets], 1, batch_size or self.training["predict_batch_size"], shuffle=False))
+        batches = self.batches(self.tokenize(texts), batch_size)
+        scores = self.stage("model").evaluate(batches)
         return {
             "perplexity": scores["perplexity"],
             "token_accuracy": scores["accuracy"],
-            "tokens": int(sum(len(t) for t in targets)),
+            "tokens": int(sum(len(t) for t in batches.columns["targets"])),
             "texts": len(texts),
         }
 

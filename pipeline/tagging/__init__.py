@@ -378,14 +378,26 @@ class TaggingPipeline(Pipeline):
         return {"alignment": self.alignment_, "long_training_sentences": self.long_sentences_}
 
     # -- inference --------------------------------------------------------------------------
+    def batches(self, texts, batch_size: int | None = None):
+        """The model's input batches for ``texts`` (raw strings, token lists or ``tokenize``
+        results): every sentence's pieces, encoded, bucketed by length and padded
+        (``stages.batching.LengthBatches``: ``batches[i]`` is a dict of input arrays, and
+        ``batches.batches[i]`` the indices of its pieces)."""
+        self.check_fitted()
+        return self._piece_batches(self.tokenize(texts), batch_size)[1]
+
+    def _piece_batches(self, sentences, batch_size: int | None):
+        from stages.taggers import TaggingBatches
+
+        items = self._encode([_Example(s, None) for s in sentences], with_targets=False)
+        size = batch_size or self.training["predict_batch_size"]
+        return items, TaggingBatches(items, self._input_names(), size, shuffle=False, with_targets=False)
+
     def _run(self, sentences, batch_size: int | None = None) -> list[dict]:
         """Tag tokenized sentences: per sentence the tag ids, per-entity scores and flags."""
         self.check_fitted()
         model, decoder = self.stage("model"), self.stage("decoder")
-        from stages.taggers import TaggingBatches
-
-        items = self._encode([_Example(s, None) for s in sentences], with_targets=False)
-        batches = TaggingBatches(items, self._input_names(), batch_size or self.training["predict_batch_size"], shuffle=False, with_targets=False)
+        items, batches = self._piece_batches(sentences, batch_size)
         pieces = [None] * len(items)
         for b in range(len(batches)):
             idx = batches.batches[b]

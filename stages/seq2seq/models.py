@@ -61,8 +61,10 @@ class _GenerativeModel(RecurrentModel):
         )
 
     def evaluate(self, data) -> dict:
-        """Loss, token accuracy and perplexity over a dataset of batches."""
+        """Loss, token accuracy and perplexity over batches (``stages.batching.LengthBatches`` or
+        a dataset of them)."""
         self.check_fitted()
+        data = data.for_fit() if hasattr(data, "for_fit") else data
         return {k: float(v) for k, v in self.model_.evaluate(data, verbose=0, return_dict=True).items()}
 
     def _decoder_step(self, tokens, state, embed, rnns, attention=None, combine=None, context=None):
