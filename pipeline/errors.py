@@ -7,5 +7,6 @@ from stages.errors import (  # noqa: F401
     ExportError,
     KtpError,
     NotFittedError,
+    UnsupportedInGraph,
     unknown_key_error,
 )

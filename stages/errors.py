@@ -169,6 +169,12 @@ class ExportError(KtpError, RuntimeError):
     """The pipeline cannot be exported, or the exported SavedModel disagrees with it."""
 
 
+class UnsupportedInGraph(ExportError, ValueError):
+    """A tokenizer option or state (jieba, nltk, a regular expression) that the in-graph
+    tokenizer of an export cannot reproduce exactly; the message names it and what to do
+    instead. A ``ValueError`` too, as it was before it joined ``ExportError``."""
+
+
 class BatchError(KtpError):
     """The batch job cannot start or go on (bad arguments, an output that exists, a manifest
     that does not match); the message says what to do."""

@@ -157,8 +157,9 @@ class RecurrentModel(Stage):
             callbacks.insert(0, AveragedWeights())
         return callbacks
 
-    #: whether Keras also shuffles the order of a ``PyDataset``'s batches (the generative models'
-    #: datasets shuffle their own length buckets, so they turn it off).
+    #: whether the order of the batches is also shuffled each pass, as Keras does with a
+    #: ``PyDataset`` given to ``fit(shuffle=True)`` (``LengthBatches.for_fit`` does the same on
+    #: TensorFlow). The generative models' batches shuffle their own length buckets only.
     shuffle_batches = True
 
     def fit(self, data, validation_data=None, epochs=10, batch_size=32, callbacks=(), verbose="auto", initial_epoch=0):

@@ -494,7 +494,12 @@ def test_refused_methods_and_arguments():
         token_spans("tweet", "a", ["a"])
     with pytest.raises(ValueError):
         token_spans("word", "a b", ["a", "c", "d"])
-    assert issubclass(UnsupportedInGraph, ValueError)
+    from pipeline import KtpError
+    from pipeline.export import jieba_graph
+
+    # one class for every in-graph tokenizer, an ExportError under the one root, still a ValueError
+    assert issubclass(UnsupportedInGraph, ValueError) and issubclass(UnsupportedInGraph, KtpError)
+    assert UnsupportedInGraph is jieba_graph.UnsupportedInGraph
     assert graph("word").trackables() == {}
 
 

@@ -35,6 +35,8 @@ import warnings
 import numpy as np
 import regex
 
+from stages.errors import UnsupportedInGraph
+
 try:  # Python 3.11+
     import re._constants as _sc
     import re._parser as _sp
@@ -52,11 +54,6 @@ RE2_MAX_REPEAT = 1000
 OPEN, MID, CLOSE = b"\xfe", b"\xfd", b"\xff"
 
 
-class UnsupportedInGraph(ValueError):
-    """An nltk tokenizer option that the graph cannot reproduce exactly.
-
-    The message names the option and says what to do instead.
-    """
 
 
 def _tf():

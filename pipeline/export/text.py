@@ -10,8 +10,8 @@ character offsets of ``Tokenizer.spans`` (which the tagger's ``tokenize_with_off
   point, so the graph and Python agree by construction and every normalised character knows
   the raw character it came from.
 - Splitting: ``char`` and ``whitespace`` here; ``jieba`` in ``jieba_graph``; ``nltk`` in
-  ``nltk_graph``. A tokenizer option that cannot run in the graph raises ``ExportError``
-  naming it.
+  ``nltk_graph``. A tokenizer option that cannot run in the graph raises ``UnsupportedInGraph``
+  (an ``ExportError``) naming it.
 
 Everything is linear in the length of the text (no per-token copies of a whole row).
 """
@@ -218,17 +218,15 @@ def _drop_blank(graph, normal, words, starts, ends):
 
 class _Jieba:
     def __init__(self, tokenizer, need_offsets):
-        from .jieba_graph import GraphJieba, UnsupportedInGraph
+        from .jieba_graph import GraphJieba
 
         if tokenizer.mode != "accurate" and need_offsets:
             raise ExportError(
                 f"tokenizer mode: {tokenizer.mode} gives overlapping words, which a tagger cannot tag; "
                 "use mode: accurate"
             )
-        try:
-            self.jieba = GraphJieba(tokenizer.segmenter(), hmm=tokenizer.hmm, mode=tokenizer.mode)
-        except UnsupportedInGraph as err:
-            raise ExportError(str(err)) from None
+        # What the graph cannot reproduce raises UnsupportedInGraph, an ExportError.
+        self.jieba = GraphJieba(tokenizer.segmenter(), hmm=tokenizer.hmm, mode=tokenizer.mode)
 
     def trackables(self):
         return {f"jieba_{k}": v for k, v in self.jieba.trackables().items()}
@@ -240,12 +238,9 @@ class _Jieba:
 
 class _NLTK:
     def __init__(self, tokenizer):
-        from .nltk_graph import GraphNLTK, UnsupportedInGraph
+        from .nltk_graph import GraphNLTK
 
-        try:
-            self.nltk = GraphNLTK(tokenizer.method, tokenizer.pattern)
-        except UnsupportedInGraph as err:
-            raise ExportError(str(err)) from None
+        self.nltk = GraphNLTK(tokenizer.method, tokenizer.pattern)  # or UnsupportedInGraph
 
     def trackables(self):
         return {f"nltk_{k}": v for k, v in self.nltk.trackables().items()}

@@ -7,6 +7,8 @@ The character classes, the HMM's state grammar and the regular expressions are j
 
 from __future__ import annotations
 
+from stages.errors import UnsupportedInGraph
+
 _HAN_LO, _HAN_HI = 0x4E00, 0x9FD5  # jieba's Han range, in re_han_default and finalseg.re_han
 _BLOCK_PUNCT = "+#&._%-"  # the non-alphanumeric ASCII that re_han_default keeps in blocks
 # States in alphabetical order: "the larger letter" (Python's tie-break between two
@@ -23,8 +25,6 @@ _PATTERNS = {"re_han_default": "([\u4E00-\u9FD5a-zA-Z0-9+#&\\._%\\-]+)",
              "finalseg.re_skip": "([a-zA-Z0-9]+(?:\\.\\d+)?%?)"}
 
 
-class UnsupportedInGraph(ValueError):
-    """A jieba option or tokenizer state that the graph segmenter cannot reproduce exactly."""
 
 
 def _check_mode(mode):
