@@ -137,18 +137,23 @@ def test_crf_predictions_do_not_depend_on_the_batch(en_crf):
 def test_crf_entity_score_is_the_probability_of_its_tags(en_crf):
     import itertools
 
+    from stages.tag_schemes import convert
+
     sentence = en_crf.tokenize(["Acme Corp hired"])[0]
-    result = en_crf._run([sentence])[0]
+    answer = en_crf.predict([sentence])[0]
+    decoder = en_crf.stage("decoder")
+    tag_ids = np.array([decoder.tags_.index(t) for t in convert(answer["tags"], en_crf.data["scheme"], decoder.scheme)])
     scores = en_crf.stage("model").decode_batch(en_crf.batches([sentence], 4)[0])["scores"][0, :3]
     trans, start, end = (np.asarray(v) for v in en_crf.stage("model").crf.effective_transitions())
     paths = np.array(list(itertools.product(range(scores.shape[1]), repeat=3)))
     log_p = start[paths[:, 0]] + end[paths[:, 2]] + scores[np.arange(3), paths].sum(axis=1)
     log_p += trans[paths[:, 0], paths[:, 1]] + trans[paths[:, 1], paths[:, 2]]
     prob = np.exp(log_p - np.logaddexp.reduce(log_p))
-    for span, score in zip(result["spans"], result["scores"]):
-        same = (paths[:, span.start : span.end] == result["tag_ids"][span.start : span.end]).all(axis=1)
-        assert score == pytest.approx(prob[same].sum(), rel=1e-4)
-    assert result["spans"]
+    for entity in answer["entities"]:
+        start, end = entity["token_start"], entity["token_end"]
+        same = (paths[:, start:end] == tag_ids[start:end]).all(axis=1)
+        assert entity["score"] == pytest.approx(prob[same].sum(), rel=1e-4)
+    assert answer["entities"]
 
 
 def test_tagger_accepts_token_lists_and_tokenized_batches(en_crf):
