@@ -8,10 +8,10 @@ so batches differ between epochs, and the batch order is shuffled.
 
 Example:
     >>> b = LengthBatches({"ids": [[1, 2], [3], [4, 5, 6]], "y": [[1, 1], [0], [1, 0, 1]]},
-    ...                   inputs=("ids",), target="y", batch_size=2, shuffle=False)
-    >>> x, y = b[0]
-    >>> x.shape, y.tolist()[0][:2]
-    ((2, 8), [0, 0])
+    ...                   inputs=("ids",), target="y", batch_size=2, shuffle=False, step=8)
+    >>> x, y = b[0]  # the two shortest targets, padded to 8
+    >>> x["ids"].tolist(), y.shape
+    ([[3, 0, 0, 0, 0, 0, 0, 0], [1, 2, 0, 0, 0, 0, 0, 0]], (2, 8))
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ class LengthBatches(_Base):
         self.inputs = list(inputs)
         self.target = target
         self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size!r}")
         self.jitter = tuple(jitter)
         self.step = step or default_step()
         self.weights = weights
@@ -164,6 +166,8 @@ class LengthBatches(_Base):
         """
         import keras
 
+        if not self.batches:
+            raise ValueError("There are no examples to batch: the training or dev set is empty after tokenizing")
         if keras.backend.backend() != "tensorflow":
             return self
         import tensorflow as tf

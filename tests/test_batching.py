@@ -94,3 +94,12 @@ def test_for_fit_on_tensorflow_keeps_time_variable_and_reshuffles_every_pass():
         passes.append(got)
         ref.on_epoch_end()
     assert any(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(*passes))
+
+
+def test_an_empty_set_and_a_bad_batch_size_are_refused_clearly():
+    empty = LengthBatches({"ids": [], "y": []}, ["ids"], "y", batch_size=4, step=8)
+    assert len(empty) == 0
+    with pytest.raises(ValueError, match="no examples to batch"):
+        empty.for_fit()
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        LengthBatches({"ids": [[1]], "y": [[1]]}, ["ids"], "y", batch_size=0, step=8)
