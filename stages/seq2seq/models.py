@@ -41,7 +41,8 @@ class _GenerativeModel(RecurrentModel):
     def _state_count(self) -> int:
         return 2 if self.cell == "lstm" else 1
 
-    def _decoder_cell(self, units: int, name: str):
+    def _recurrent_layer(self, units: int, name: str):
+        """One recurrent layer of the encoder or decoder: every output step and the final states."""
         return CELLS[self.cell](
             units,
             return_sequences=True,
@@ -195,16 +196,7 @@ class RNNSeq2Seq(_GenerativeModel):
             x = keras.layers.SpatialDropout1D(self.input_dropout, name="source_dropout")(x)
         enc_states = []
         for i in range(self.layers):
-            layer = CELLS[self.cell](
-                self.units,
-                return_sequences=True,
-                return_state=True,
-                dropout=self.dropout,
-                recurrent_dropout=self.recurrent_dropout,
-                recurrent_initializer=self.recurrent_initializer,
-                kernel_initializer=self.kernel_initializer,
-                name=f"encoder_{i + 1}",
-            )
+            layer = self._recurrent_layer(self.units, f"encoder_{i + 1}")
             if self.bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bi_encoder_{i + 1}")
             outs = layer(x)
@@ -223,7 +215,7 @@ class RNNSeq2Seq(_GenerativeModel):
             y = keras.layers.SpatialDropout1D(self.input_dropout, name="target_dropout")(y)
         for j in range(self.decoder_layers):
             init = enc_states[j] if self.decoder_layers == self.layers else enc_states[-1]
-            outs = self._decoder_cell(self.decoder_units, f"decoder_{j + 1}")(y, initial_state=init)
+            outs = self._recurrent_layer(self.decoder_units, f"decoder_{j + 1}")(y, initial_state=init)
             y = outs[0]
         if self.attention != "none":
             score = "bahdanau" if self.attention == "bahdanau" else self.luong_score
@@ -411,7 +403,7 @@ class RNNLanguageModel(_GenerativeModel):
         if self.input_dropout:
             x = keras.layers.SpatialDropout1D(self.input_dropout, name="input_dropout")(x)
         for i in range(self.layers):
-            x = self._decoder_cell(self.units, f"rnn_{i + 1}")(x)[0]
+            x = self._recurrent_layer(self.units, f"rnn_{i + 1}")(x)[0]
         x = ClearMask(name="clear_mask")(x)
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="output_dropout")(x)
