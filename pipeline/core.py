@@ -411,7 +411,8 @@ class Pipeline:
         folders (no symbolic links, FIFOs or devices) and stage names are plain identifiers.
         Assets are checked against each other (duplicate tokens or labels, vocabulary size
         against the embedding, label count against the model's outputs). A folder from
-        another package version loads with a warning.
+        another package version loads with a warning. A missing stage folder counts as an
+        empty one when the stage keeps no files (git drops empty folders).
 
         Raises:
             FileNotFoundError: the folder or one of its required files is missing.
@@ -446,7 +447,8 @@ class Pipeline:
         for name, stage in pipeline.stages.items():
             stage_dir = inside_folder(root, name)
             if not os.path.isdir(stage_dir):
-                raise FileNotFoundError(f"{os.path.join(directory, name)} is missing: the assets of stage {name!r}")
+                _load_without_assets(stage, name, directory)
+                continue
             try:
                 stage.load_assets(stage_dir)
             except (KtpError, FileNotFoundError):
@@ -470,6 +472,23 @@ class Pipeline:
         from .export import export_pipeline
 
         return export_pipeline(self, directory, **kwargs)
+
+
+def _load_without_assets(stage, name: str, directory: str) -> None:
+    """Load a stage whose folder is missing, as from an empty one: git and some archive tools
+    drop empty folders, and a stage that keeps no files (a tokenizer without user words, an
+    embedding vectorizer) saves an empty one. A stage that needs files gets the plain error."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as empty:
+        try:
+            stage.load_assets(empty)
+        except Exception:  # noqa: BLE001  (it needs files that are not there)
+            loaded = False
+        else:
+            loaded = stage.is_fitted
+    if not loaded:
+        raise FileNotFoundError(f"{os.path.join(directory, name)} is missing: the assets of stage {name!r}")
 
 
 def as_texts(texts) -> list[str]:
