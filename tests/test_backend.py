@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,11 @@ from pipeline import Pipeline
 from stages import backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: JAX comes with the test extra; a plain install without it has no second backend to try.
+needs_jax = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install '.[test]' brings it)"
+)
 
 JAX_SCRIPT = textwrap.dedent(
     """
@@ -35,7 +41,7 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="jax is not installed (pip install '.[test]' brings it)")
+@needs_jax
 def test_backend_jax_trains_saves_and_loads_a_classifier(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     out = subprocess.run(
@@ -85,7 +91,7 @@ JAX_SEQUENCE_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="jax is not installed (pip install '.[test]' brings it)")
+@needs_jax
 def test_backend_jax_trains_taggers_translators_and_language_models_on_the_shared_batches():
     # On JAX, LengthBatches goes to Keras as a PyDataset (on TensorFlow as a tf.data.Dataset).
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")

@@ -18,6 +18,12 @@ SAVED = os.path.join(os.path.dirname(__file__), "saved")
 FOLDERS = sorted(d for d in os.listdir(SAVED) if os.path.isdir(os.path.join(SAVED, d)))
 
 
+def answers_json(answers) -> list:
+    """Answers as plain JSON values (NumPy numbers and arrays become Python ones), as
+    ``expected.json`` holds them."""
+    return json.loads(json.dumps(answers, default=lambda v: v.item() if hasattr(v, "item") else v.tolist()))
+
+
 def _assert_same(got, want, where="answer"):
     """Equal structures, floats within 1e-5 (they pass through JSON and another process)."""
     if isinstance(want, float):
@@ -46,8 +52,7 @@ def test_pipeline_saved_by_earlier_code_loads_and_answers_the_same(task):
         expected = json.load(f)
     p = Pipeline.load(folder)
     assert p.task == task
-    answers = json.loads(json.dumps(p.predict(expected["queries"]), default=lambda v: v.item() if hasattr(v, "item") else v.tolist()))
-    _assert_same(answers, expected["answers"])
+    _assert_same(answers_json(p.predict(expected["queries"])), expected["answers"])
 
 
 def test_a_saved_folder_without_its_empty_stage_folders_loads_and_one_without_files_it_needs_does_not(tmp_path):
@@ -63,7 +68,7 @@ def test_a_saved_folder_without_its_empty_stage_folders_loads_and_one_without_fi
     with open(os.path.join(folder, "expected.json"), encoding="utf-8") as f:
         expected = json.load(f)
     answers = Pipeline.load(folder).predict(expected["queries"])
-    _assert_same(json.loads(json.dumps(answers, default=lambda v: v.item())), expected["answers"])
+    _assert_same(answers_json(answers), expected["answers"])
     shutil.rmtree(os.path.join(folder, "vocabulary"))
     with pytest.raises(FileNotFoundError, match=r"vocabulary is missing: the assets of stage 'vocabulary'"):
         Pipeline.load(folder)

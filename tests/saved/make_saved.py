@@ -21,14 +21,10 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from pipeline import Pipeline  # noqa: E402
 from test_conformance import CASES  # noqa: E402
+from test_saved_compat import answers_json  # noqa: E402
 
 #: epochs per task (default 2): the tagger needs more before it finds any entity.
 EPOCHS = {"tagging": 12}
-
-
-def answers_json(answers) -> list:
-    """Answers as plain JSON values (NumPy numbers become Python ones)."""
-    return json.loads(json.dumps(answers, default=lambda v: v.item() if hasattr(v, "item") else v.tolist()))
 
 
 def main(tasks):
