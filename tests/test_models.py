@@ -101,24 +101,26 @@ def test_classifier_weight_averaging_validates_and_keeps_the_averaged_weights(tm
     x, y = _ema_data()
 
     class Probe(keras.callbacks.Callback):
-        """After AveragedWeights in the list: sees the averaged weights at epoch end, and
-        must see the raw ones again when the next epoch trains."""
+        """A user callback (after AveragedWeights, which ``fit`` puts first): at each epoch's
+        end it must see the averaged weights, and the raw ones again when the next epoch trains."""
 
-        def __init__(self, averaged):
+        def __init__(self):
             super().__init__()
-            self.averaged, self.seen = averaged, {}
+            self.seen = {}
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen["last_raw"] = self.model.get_weights()[-1].copy()
 
         def on_epoch_end(self, epoch, logs=None):
             self.seen[f"end{epoch}"] = self.model.get_weights()[-1].copy()
-            self.seen[f"raw{epoch}"] = self.averaged._raw[-1].copy()
+            self.seen[f"raw{epoch}"] = self.seen["last_raw"]
 
         def on_train_batch_begin(self, batch, logs=None):
             if batch == 0 and "end0" in self.seen and "begin1" not in self.seen:
                 self.seen["begin1"] = self.model.get_weights()[-1].copy()
 
-    callbacks = m._fit_callbacks([])
-    probe = Probe(callbacks[0])
-    m.model_.fit(x, y, validation_data=(x[:16], y[:16]), epochs=2, batch_size=8, callbacks=callbacks + [probe], verbose=0)
+    probe = Probe()
+    m.fit((x, y), validation_data=(x[:16], y[:16]), epochs=2, batch_size=8, callbacks=[probe], verbose=0)
     # epoch 1 ends with the averaged weights in the model, epoch 2 trains from the raw ones
     assert not np.allclose(probe.seen["end0"], probe.seen["raw0"])
     np.testing.assert_array_equal(probe.seen["begin1"], probe.seen["raw0"])
@@ -161,7 +163,6 @@ def test_classifier_ngram_bag_is_added_to_the_logits_and_survives_save_load(tmp_
 
 
 def test_tagger_weight_averaging_survives_the_learning_rate_schedule():
-    from stages.models import AveragedWeights
     from stages.taggers import RNNTagger
 
     t = RNNTagger(units=4, ema_momentum=0.95, learning_rate_decay=0.1)
@@ -169,9 +170,22 @@ def test_tagger_weight_averaging_survives_the_learning_rate_schedule():
     optimizer = t.model_.optimizer
     assert optimizer.use_ema and optimizer.ema_momentum == 0.95
     assert isinstance(optimizer._learning_rate, keras.optimizers.schedules.InverseTimeDecay)
-    callbacks = t._fit_callbacks([keras.callbacks.History()])
-    assert isinstance(callbacks[0], AveragedWeights) and len(callbacks) == 2
-    assert not any(isinstance(c, AveragedWeights) for c in RNNTagger(units=4)._fit_callbacks([]))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(1, 10, size=(16, 5)).astype("int32"), rng.integers(0, 3, size=(16, 5)).astype("int32")
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.raw = self.model.get_weights()[-1].copy()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.end = self.model.get_weights()[-1].copy()
+            self.average = keras.ops.convert_to_numpy(optimizer._model_variables_moving_average[-1])
+
+    probe = Probe()
+    t.fit(({"token_ids": x}, y), epochs=1, batch_size=8, callbacks=[probe], verbose=0)
+    # the user's callback sees the averaged weights at the epoch's end, not the raw ones
+    assert not np.allclose(probe.end, probe.raw)
+    np.testing.assert_array_equal(probe.end, probe.average)
 
 
 @pytest.mark.parametrize(
