@@ -253,41 +253,34 @@ def test_predict_files_resume_refuses_a_complete_output(tmp_path, pipeline):
         predict_files(pipeline, src, str(tmp_path / "out.jsonl"), workers=0, resume=True)
 
 
-def test_predict_files_resume_refuses_changed_settings(tmp_path, pipeline):
+def test_predict_files_resume_refuses_changed_settings(tmp_path, pipeline, monkeypatch):
     src = _write(tmp_path / "in.txt", _texts(20))
     out = str(tmp_path / "out.jsonl")
-    predict_files(pipeline, src, out, workers=0, chunk_size=5)
-    # Fake an interrupted run: a manifest saying one chunk was done.
-    with open(out, "rb") as f:
-        first_chunk = b"".join(f.readlines()[:5])
-    with open(out, "wb") as f:
-        f.write(first_chunk + b'{"partial')
-    from pipeline import batch
+    # An interrupted run: stopped (Ctrl-C) while the second chunk is predicted, with a torn
+    # line after the first chunk's rows as a crash mid-write leaves.
+    decoder, calls = pipeline.stage("decoder"), []
+    real_decode = decoder.decode
 
-    settings = _settings_of(batch, pipeline, src, out, chunk_size=5)
-    batch._write_json_atomic(manifest_path(out), {"version": 1, "fingerprint": batch._fingerprint(settings), "settings": settings,
-                                                  "chunks_done": 1, "rows_done": 5, "bytes_done": len(first_chunk), "position": 0,
-                                                  "counts": {"rows": 5, "errors": 0}, "error_examples": []})
+    def decode(scores):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_decode(scores)
+
+    monkeypatch.setattr(decoder, "decode", decode)
+    with pytest.raises(KeyboardInterrupt):
+        predict_files(pipeline, src, out, workers=0, chunk_size=5)
+    monkeypatch.undo()
+    with open(manifest_path(out)) as f:
+        assert json.load(f)["rows_done"] == 5
+    with open(out, "ab") as f:
+        f.write(b'{"partial')
     with pytest.raises(BatchError, match="settings differ.*chunk_size"):
         predict_files(pipeline, src, out, workers=0, chunk_size=6, resume=True)
     summary = predict_files(pipeline, src, out, workers=0, chunk_size=5, resume=True)
     assert summary["resumed_rows"] == 5 and summary["rows"] == 20
     assert [r["line"] for r in _rows(out)] == list(range(1, 21))
     assert not os.path.exists(manifest_path(out))
-
-
-def _settings_of(batch, pipeline, src, out, chunk_size):
-    files = batch.resolve_inputs(src)
-    return {
-        "model": batch._model_identity(pipeline, None),
-        "inputs": batch._input_identity(files),
-        "read_options": batch.read_options_for(pipeline),
-        "output_format": "jsonl",
-        "include_text": False,
-        "chunk_size": chunk_size,
-        "batch_size": 256,
-        "bucketing": True,
-    }
 
 
 def _processes_mentioning(marker):
