@@ -8,6 +8,7 @@ and on a test estimate that neither side ever tunes on. From the repository root
     python benchmarks/baselines.py --corpus conll2003
     python benchmarks/baselines.py --corpus sst2 --pipeline data/configs/sst2.yaml --set stages.model.ensemble=1
     python benchmarks/baselines.py --corpus sst2 --pipeline-model runs/sst2_on_90pc
+    python benchmarks/baselines.py --corpus sst2 --pipeline data/configs/sst2.yaml --fuse
 
 The shared corpora hold train and dev only, and every dev figure of the project is tuned on dev
 (best epoch, here C). So ``carve_test`` sets aside a fixed, seeded share of train (10 %,
@@ -17,6 +18,8 @@ sentences of one story share names) as a test estimate; the baselines and
 carved test side by side. ``--pipeline-model`` scores a pipeline saved elsewhere: its carved
 test figure is held out only if it was trained on the same 90 % (``--save-pipeline`` keeps the
 one ``--pipeline`` trains, for that).
+``--fuse`` (classification) adds a row for a mix of the pipeline's probabilities and the
+SVM's decision values, the weight picked on dev (``late_fusion``).
 
 Baselines (scikit-learn, ``pip install -e ".[baselines]"``):
 
@@ -197,7 +200,9 @@ def tfidf_svc(train, dev, test, c_grid=(0.03, 0.1, 0.3, 1.0, 3.0), word_ngrams=(
 
     Returns:
         ``dev`` and ``test`` accuracy, the chosen ``C``, ``dev_by_C``, ``features`` (the vocabulary
-        size) and ``fit_seconds`` (vectorizing train and dev plus every C of the grid).
+        size), ``fit_seconds`` (vectorizing train and dev plus every C of the grid) and
+        ``_scores`` (the chosen model's classes and decision values on dev and test, for
+        ``late_fusion``).
 
     Example:
         >>> tr = (["good fun", "bad film", "fun good", "film bad"], ["1", "0", "1", "0"])
@@ -229,14 +234,70 @@ def tfidf_svc(train, dev, test, c_grid=(0.03, 0.1, 0.3, 1.0, 3.0), word_ngrams=(
             best = (c, model)
     fit_seconds = time.perf_counter() - t0
     c, model = best
+    m_test = union.transform(x_test)
     return {
         "dev": dev_by_c[c],
-        "test": float((model.predict(union.transform(x_test)) == y_test).mean()),
+        "test": float((model.predict(m_test) == y_test).mean()),
         "C": c,
         "dev_by_C": {str(k): round(v, 4) for k, v in dev_by_c.items()},
         "features": int(m_train.shape[1]),
         "fit_seconds": fit_seconds,
+        # for --fuse (dropped before the rows are printed or written)
+        "_scores": {"classes": [str(k) for k in model.classes_],
+                    "dev": _class_scores(model.decision_function(m_dev)),
+                    "test": _class_scores(model.decision_function(m_test))},
     }
+
+
+def _class_scores(decision):
+    """LinearSVC's decision values as one column per class (a binary model gives one column)."""
+    import numpy as np
+
+    decision = np.asarray(decision, dtype="float64")
+    return np.stack([-decision, decision], axis=1) if decision.ndim == 1 else decision
+
+
+def late_fusion(svc_scores: dict, pipeline_scores: dict, y_dev, y_test, temperatures=(1, 2, 4, 8), steps: int = 10) -> dict:
+    """Mix the pipeline's class probabilities with the LinearSVC's, the weight picked on dev.
+
+    The SVM's decision values become probabilities by a softmax at temperature ``t``; the mix is
+    ``(1 - w) * log p_pipeline + w * log p_svm``. ``w`` (0, 0.1, ..., 1) and ``t`` are chosen by
+    dev accuracy (the first of a tie, so w = 0, the pipeline alone, wins ties), then the carved
+    test is scored once. Both score sets must list the same classes.
+
+    Example:
+        >>> import numpy as np
+        >>> svc = {"classes": ["0", "1"], "dev": np.array([[-1., 1.], [1., -1.]]), "test": np.array([[-1., 1.]])}
+        >>> rnn = {"classes": ["1", "0"], "dev": np.array([[.4, .6], [.4, .6]]), "test": np.array([[.4, .6]])}
+        >>> late_fusion(svc, rnn, ["1", "0"], ["1"])["dev"]
+        1.0
+    """
+    import numpy as np
+
+    classes = list(svc_scores["classes"])
+    if sorted(classes) != sorted(pipeline_scores["classes"]):
+        raise ValueError(f"the two models know different classes: {classes} and {pipeline_scores['classes']}")
+    order = [list(pipeline_scores["classes"]).index(c) for c in classes]
+    truth = {split: np.asarray(y, dtype=object).astype(str) for split, y in (("dev", y_dev), ("test", y_test))}
+
+    def mixed(split, w, t):
+        z = svc_scores[split] * t
+        z = z - z.max(axis=1, keepdims=True)
+        log_svm = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        log_rnn = np.log(np.asarray(pipeline_scores[split], dtype="float64")[:, order] + 1e-9)
+        return (1 - w) * log_rnn + w * log_svm
+
+    def accuracy(split, w, t):
+        return float((np.asarray(classes, dtype=object)[mixed(split, w, t).argmax(axis=1)] == truth[split]).mean())
+
+    best = None
+    for t in temperatures:
+        for w in np.linspace(0.0, 1.0, steps + 1):
+            dev = accuracy("dev", w, t)
+            if best is None or dev > best[0]:
+                best = (dev, float(w), t)
+    dev, w, t = best
+    return {"dev": dev, "test": accuracy("test", w, t), "weight": round(w, 2), "temperature": t}
 
 
 # -- the tagging baseline ---------------------------------------------------------------------------
@@ -341,7 +402,8 @@ def _short_report(report: dict) -> dict:
 
 
 # -- the pipeline side ------------------------------------------------------------------------------
-def pipeline_row(task, train, dev, test, config_path=None, model_path=None, overrides=(), save=None, verbose=2) -> dict:
+def pipeline_row(task, train, dev, test, config_path=None, model_path=None, overrides=(), save=None, verbose=2,
+                 scores=False) -> dict:
     """Train the pipeline of ``config_path`` on ``train`` (best epoch on dev), or load the one
     saved at ``model_path``, and score dev and test with its own ``evaluate``."""
     from pipeline import Pipeline
@@ -360,10 +422,14 @@ def pipeline_row(task, train, dev, test, config_path=None, model_path=None, over
         if save:
             p.save(save)
     metric = "accuracy" if task == "classification" else "f1"
-    return {
+    row = {
         "dev": p.evaluate(*dev)[metric], "test": p.evaluate(*test)[metric], "fit_seconds": fit_seconds,
         "name": p.get_config().get("name"), "source": model_path or config_path,
     }
+    if scores:
+        row["_scores"] = {"classes": [str(k) for k in p.stage("decoder").labels_],
+                          "dev": p.predict_scores(dev[0]), "test": p.predict_scores(test[0])}
+    return row
 
 
 # -- running and reporting --------------------------------------------------------------------------
@@ -446,10 +512,17 @@ def run_corpus(corpus: str, args) -> tuple[dict, list[dict]]:
         print(_table(rows[-1:]), flush=True)  # before a long pipeline run or the next corpus
     if args.pipeline or args.pipeline_model:
         result = pipeline_row(spec["task"], train, dev, test, config_path=args.pipeline, model_path=args.pipeline_model,
-                              overrides=args.set, save=args.save_pipeline, verbose=args.verbose)
+                              overrides=args.set, save=args.save_pipeline, verbose=args.verbose,
+                              scores=args.fuse and spec["task"] == "classification")
         label = f"pipeline {result['name']}" + (" (saved; test held out only if trained on the same 90 %)"
                                                  if args.pipeline_model else "")
         rows.append({"corpus": corpus, "model": label, "metric": metric, **result})
+        if args.fuse and spec["task"] == "classification":
+            fused = late_fusion(rows[0]["_scores"], result["_scores"], dev[1], test[1])
+            rows.append({"corpus": corpus, "model": f"late fusion: pipeline + LinearSVC, w={fused['weight']:g} "
+                         f"t={fused['temperature']:g} (picked on dev)", "metric": metric, **fused})
+    for row in rows:
+        row.pop("_scores", None)
     return info, rows
 
 
@@ -504,6 +577,9 @@ def parse_args(argv=None):
     parser.add_argument("--save-pipeline", metavar="DIR", help="save the pipeline --pipeline trains here")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                         help="override an option of the --pipeline config, e.g. training.epochs=2 (YAML value); repeatable")
+    parser.add_argument("--fuse", action="store_true",
+                        help="classification with --pipeline/--pipeline-model: also score a mix of the two models' "
+                             "probabilities, the SVM's weight picked on dev")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity of --pipeline")
     parser.add_argument("--json", "--json-out", dest="json_out", metavar="PATH", help="write the rows and the run's settings here as JSON")
     args = parser.parse_args(argv)
@@ -514,6 +590,8 @@ def parse_args(argv=None):
         parser.error("--pipeline / --pipeline-model need exactly one --corpus")
     if (args.set or args.save_pipeline) and not args.pipeline:
         parser.error("--set and --save-pipeline apply to --pipeline CONFIG")
+    if args.fuse and not (args.pipeline or args.pipeline_model):
+        parser.error("--fuse mixes a pipeline with the baseline: give --pipeline CONFIG or --pipeline-model PATH")
     return args
 
 

@@ -98,6 +98,53 @@ def test_tfidf_svc_scores_the_test_set_it_is_given(baselines):
     assert result["dev"] == 1.0 and result["test"] == 0.0
 
 
+def test_tfidf_svc_scores_give_its_predictions(baselines):
+    import numpy as np
+
+    train, dev = _sentiment(80, 1), _sentiment(30, 2)
+    scores = baselines.tfidf_svc(train, dev, dev, c_grid=(1.0,))["_scores"]
+    assert scores["classes"] == ["0", "1"] and scores["dev"].shape == (30, 2)
+    assert list(np.asarray(scores["classes"])[scores["test"].argmax(axis=1)]) == dev[1]
+
+
+def _fusion_case():
+    import numpy as np
+
+    # The SVM is right on dev rows 0-2 and wrong on row 3; the pipeline, unsure, leans the
+    # wrong way on rows 0-2 and is sure and right on row 3. Only a mix gets all four.
+    svc = {"classes": ["neg", "pos"], "dev": np.array([[-1, 1], [-1, 1], [1, -1], [-1, 1]], dtype=float) * 0.5}
+    rnn = {"classes": ["pos", "neg"], "dev": np.array([[0.45, 0.55], [0.45, 0.55], [0.55, 0.45], [0.01, 0.99]])}
+    svc["test"], rnn["test"] = svc["dev"], rnn["dev"]
+    return svc, rnn, ["pos", "pos", "neg", "neg"]
+
+
+def test_late_fusion_picks_a_mix_on_dev_that_beats_both_models(baselines):
+    svc, rnn, y = _fusion_case()
+    fused = baselines.late_fusion(svc, rnn, y, y)
+    assert fused["dev"] == 1.0 and fused["test"] == 1.0
+    assert 0 < fused["weight"] < 1
+    # steps=1 tries w = 0 and w = 1 only: each model alone misses a row
+    assert baselines.late_fusion(svc, rnn, y, y, steps=1)["dev"] == 0.75
+
+
+def test_late_fusion_scores_test_with_the_weight_picked_on_dev(baselines):
+    svc, rnn, y = _fusion_case()
+    flipped = ["neg" if v == "pos" else "pos" for v in y]
+    assert baselines.late_fusion(svc, rnn, y, flipped)["test"] == 0.0
+
+
+def test_late_fusion_refuses_models_with_different_classes(baselines):
+    svc, rnn, y = _fusion_case()
+    rnn["classes"] = ["pos", "neutral"]
+    with pytest.raises(ValueError, match="different classes"):
+        baselines.late_fusion(svc, rnn, y, y)
+
+
+def test_fuse_needs_a_pipeline(baselines):
+    with pytest.raises(SystemExit):
+        baselines.parse_args(["--corpus", "sst2", "--fuse"])
+
+
 def test_crf_tags_a_tiny_ner_set(baselines):
     pytest.importorskip("sklearn_crfsuite")
     sentences = [(["Paris", "is", "big"], ["B-LOC", "O", "O"]), (["I", "met", "John", "Smith"], ["O", "O", "B-PER", "I-PER"]),
