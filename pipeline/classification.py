@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 
-from .config import CLASSIFICATION_DATA
+from .config import CLASSIFICATION_DATA, CLASSIFICATION_TRAINING
 from .core import Pipeline, as_texts, register_task
+from .errors import ConfigError
 from .metrics import classification_report, multilabel_report
 
 log = logging.getLogger("ktp")
@@ -33,6 +34,7 @@ class ClassificationPipeline(Pipeline):
 
     required_kinds = ("tokenizer", "vocabulary", "vectorizer", "model", "decoder")
     data_options = CLASSIFICATION_DATA
+    training_options = CLASSIFICATION_TRAINING
 
     def read(self, path: str, need_targets: bool = True):
         """Read a corpus file with the ``data`` section's format options.
@@ -67,6 +69,11 @@ class ClassificationPipeline(Pipeline):
         run folder gets the dev confusion matrix besides the common pictures."""
         texts, labels = self._paired(texts, labels)
         tokenizer, vocabulary, vectorizer, model, decoder = (self.stage(k) for k in self.required_kinds)
+        if options.get("length_buckets") and not getattr(vectorizer, "mask", False):
+            raise ConfigError(
+                "length_buckets", "needs a vectorizer that masks its padding (stages.vectorizer.mask: true): "
+                "without the mask the padding is part of the input, and padding each batch to its own "
+                "width would change what the network reads", True, "training")
 
         t0 = time.perf_counter()
         tokenizer.fit(texts)
@@ -96,6 +103,10 @@ class ClassificationPipeline(Pipeline):
         n_members = getattr(model, "ensemble", 1)  # model stages of other packages may not have it
         members, self.member_histories_ = [], []
         for i, member_seed, member_dir in self._members(n_members, options, output_dir):
+            train_data, member_val = (x, y), val
+            if options.get("length_buckets"):
+                train_data = self._length_batches(x, y, options["batch_size"], seed=member_seed)
+                member_val = None if val is None else self._length_batches(*val, options["batch_size"])
             model.build(
                 vectorizer.input_layer(len(vocabulary)),
                 **self._model_outputs(),
@@ -103,8 +114,8 @@ class ClassificationPipeline(Pipeline):
                 **({"member": i} if n_members > 1 else {}),
             )
             model.fit(
-                (x, y),
-                validation_data=val,
+                train_data,
+                validation_data=member_val,
                 epochs=options["epochs"],
                 batch_size=options["batch_size"],
                 callbacks=self._callbacks(options, member_dir, val is not None) + callbacks,
@@ -117,6 +128,20 @@ class ClassificationPipeline(Pipeline):
         # The first member's epochs (all members' are in member_histories_).
         self.history_ = self.member_histories_[0]
         return validation_data
+
+    def _length_batches(self, x, y, batch_size: int, seed=None):
+        """``training.length_buckets``: the padded id rows cut back to their real tokens, in
+        ``stages.batching.LengthBatches`` of texts of similar length, each batch padded to its
+        longest text (rounded up to 8). With masked padding the network reads each text the same
+        at any width; the saving is the steps over padding (a batch of short texts no longer runs
+        ``max_length`` steps). Shuffled (with ``seed``) for training, in length order for dev."""
+        from stages.batching import LengthBatches
+
+        lengths = np.count_nonzero(x, axis=1)  # id 0 is padding only
+        pre = self.stage("vectorizer").padding == "pre"
+        rows = [row[len(row) - n:] if pre else row[:n] for row, n in zip(x, lengths)]
+        return LengthBatches({"ids": rows, "y": list(y)}, inputs=("ids",), target="y", batch_size=batch_size,
+                             shuffle=seed is not None, seed=seed, dict_inputs=False, example_target=True)
 
     def _model_outputs(self) -> dict:
         """What the model stage's ``build`` needs to know of the targets: their number and kind."""

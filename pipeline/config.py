@@ -83,6 +83,14 @@ CLASSIFICATION_DATA = {
 }
 
 
+#: The classification family's ``training`` options, beyond the common ones.
+CLASSIFICATION_TRAINING = {
+    # Off by default: every config trains on the batches it always had, so its measured
+    # figures stand (docs/results_classification.md has what switching it on changes).
+    "length_buckets": (False, check_bool),
+}
+
+
 def validate_section(section: str, values, extra: dict | None = None) -> dict:
     """Validate one section against ``SECTIONS[section]`` plus ``extra`` options, filling in
     defaults. Returns a new dict."""

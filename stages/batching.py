@@ -88,6 +88,9 @@ class LengthBatches(_Base):
             first input).
         weights: also yield per-position weights, 1 on the target's real positions.
         dict_inputs: inputs as a dict by name (else a tuple, or the one array alone).
+        example_target: the target holds one fixed-shape value per example (a class id, a
+            multi-hot row), not a sequence: it is stacked as it is, and the examples are grouped
+            by the first input's lengths.
 
     Yields ``(inputs, target[, weights])``, or ``inputs`` without a target. ``batches`` holds
     the example indices of each batch, in the current order.
@@ -95,7 +98,7 @@ class LengthBatches(_Base):
 
     def __init__(self, columns: dict, inputs, target: str | None = None, batch_size: int = 32, shuffle: bool = True,
                  seed: int | None = None, jitter=(0.0, 2.0), step: int | None = None, length_of: str | None = None,
-                 weights: bool = False, dict_inputs: bool = True):
+                 weights: bool = False, dict_inputs: bool = True, example_target: bool = False):
         if _Base is not object:
             super().__init__()
         self.columns = dict(columns)
@@ -108,8 +111,11 @@ class LengthBatches(_Base):
         self.step = step or default_step()
         self.weights = weights
         self.dict_inputs = dict_inputs
+        self.example_target = example_target
+        if example_target and weights:
+            raise ValueError("weights mark a sequence target's real positions; an example_target has none")
         self.rng = np.random.default_rng(seed) if shuffle else None
-        key = self.columns[length_of or target or self.inputs[0]]
+        key = self.columns[length_of or (None if example_target else target) or self.inputs[0]]
         self.lengths = [len(r) for r in key]
         self._passes = 0
         self.reshuffle()
@@ -128,6 +134,8 @@ class LengthBatches(_Base):
             tuple(arrays[n] for n in self.inputs) if len(self.inputs) > 1 else arrays[self.inputs[0]])
         if self.target is None:
             return inputs
+        if self.example_target:
+            return inputs, np.stack([np.asarray(self.columns[self.target][i]) for i in index])
         y = pad([self.columns[self.target][i] for i in index], self.step)
         if not self.weights:
             return inputs, y
@@ -173,6 +181,8 @@ class LengthBatches(_Base):
         import tensorflow as tf
 
         def spec(name, array):
+            if name == self.target and self.example_target:
+                return tf.TensorSpec(shape=(None, *np.shape(array)[1:]), dtype=array.dtype)
             # Batch and time vary; a further axis keeps its size where every example has the
             # same (a feature vector a layer is built for), else varies too (characters).
             sizes = {np.shape(r)[1:] for r in self.columns[name] if len(r)}

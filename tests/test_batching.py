@@ -62,6 +62,19 @@ def test_tuple_inputs_and_inputs_alone():
     assert isinstance(alone, np.ndarray) and alone.shape[0] == 4
 
 
+def test_an_example_target_is_stacked_and_the_inputs_set_the_lengths():
+    ids = [[1] * n for n in (9, 2, 7, 3)]
+    labels = [np.array([0.0, 1.0]), np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 0.0])]
+    b = LengthBatches({"ids": ids, "y": labels}, ["ids"], "y", batch_size=2, shuffle=False, step=8,
+                      dict_inputs=False, example_target=True)
+    (x0, y0), (x1, y1) = b[0], b[1]
+    assert b.batches[0].tolist() == [1, 3] and x0.shape == (2, 8) and x1.shape == (2, 16)
+    np.testing.assert_array_equal(y0, [labels[1], labels[3]])
+    assert y1.shape == (2, 2)
+    with pytest.raises(ValueError, match="example_target has none"):
+        LengthBatches({"ids": ids, "y": labels}, ["ids"], "y", example_target=True, weights=True)
+
+
 def test_shuffled_batches_repeat_with_the_seed_and_change_each_pass():
     cols = _columns()
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import NotFittedError, Pipeline
+from pipeline import ConfigError, NotFittedError, Pipeline
 from stages import CharTokenizer, LabelDecoder, OneHotVectorizer, RNNClassifier, Vocabulary
 from tests.conftest import tiny_config
 
@@ -179,6 +179,46 @@ def test_pipeline_fit_with_run_folder_writes_logs_and_pictures(zh_data, tmp_path
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert len(metrics["history"]["loss"]) == 2 and "accuracy" in metrics["dev"]
     assert p.dev_coverage_["coverage"] == 1.0
+
+
+def _bucketed_config(**vectorizer):
+    config = tiny_config(vectorizer="embedding", pooling="mean")
+    config["stages"]["vectorizer"].update(max_length=40, **vectorizer)
+    config["training"].update(length_buckets=True, epochs=2, restore_best=False)
+    return config
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_pipeline_length_buckets_score_dev_as_the_full_width_arrays_do(zh_data, padding):
+    # Dev is scored on batches of similar-length texts padded to their own width (8 or 16 here,
+    # not max_length 40); with the padding masked that must equal the loss on the full arrays.
+    p = Pipeline.from_config(_bucketed_config(padding=padding)).fit(*zh_data, validation_data=zh_data)
+    x, y = p.encode(zh_data[0]), p.stage("decoder").encode(zh_data[1])
+    assert x.shape[1] == 40 and max(map(len, zh_data[0])) <= 16
+    full = p.stage("model").model_.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
+    np.testing.assert_allclose(p.history_["val_loss"][-1], full["loss"], rtol=1e-4)
+    np.testing.assert_allclose(p.history_["val_accuracy"][-1], full["accuracy"], rtol=1e-6)
+
+
+def test_pipeline_length_buckets_learn_an_easy_task(zh_data):
+    config = _bucketed_config()
+    config["training"]["epochs"] = 30
+    config["stages"]["model"].update(units=16, learning_rate=0.01)
+    p = Pipeline.from_config(config).fit(*zh_data)
+    assert p.evaluate(*zh_data)["accuracy"] >= 0.9
+
+
+def test_pipeline_length_buckets_need_masked_padding(zh_data):
+    p = Pipeline.from_config(_bucketed_config(mask=False))
+    with pytest.raises(ConfigError, match=r"training.length_buckets needs a vectorizer that masks its padding"):
+        p.fit(*zh_data)
+
+
+def test_pipeline_length_buckets_is_a_boolean():
+    config = tiny_config()
+    config["training"]["length_buckets"] = "yes"
+    with pytest.raises(ConfigError, match="training.length_buckets"):
+        Pipeline.from_config(config)
 
 
 def test_pipeline_same_seed_gives_same_model(zh_data):

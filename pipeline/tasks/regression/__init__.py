@@ -160,7 +160,8 @@ class RegressionPipeline(ClassificationPipeline):
 
     data_options = REGRESSION_DATA
     exporter_module = "pipeline.tasks.regression.export"
-    training_options = {"monitor": ("val_loss", lambda n, v: check_choice(n, v, ("val_loss", "val_mae")))}
+    training_options = {**ClassificationPipeline.training_options,
+                        "monitor": ("val_loss", lambda n, v: check_choice(n, v, ("val_loss", "val_mae")))}
 
     def read(self, path: str, need_targets: bool = True):
         """Read a corpus; targets become floats (DataError naming the line of one that is not)."""
