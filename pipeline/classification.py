@@ -105,8 +105,8 @@ class ClassificationPipeline(Pipeline):
         for i, member_seed, member_dir in self._members(n_members, options, output_dir):
             train_data, member_val = (x, y), val
             if options.get("length_buckets"):
-                train_data = self._length_batches(x, y, options["batch_size"], seed=member_seed)
-                member_val = None if val is None else self._length_batches(*val, options["batch_size"])
+                train_data = self._length_batches(x, y, options["batch_size"], shuffle=True, seed=member_seed)
+                member_val = None if val is None else self._length_batches(*val, options["batch_size"], shuffle=False)
             model.build(
                 vectorizer.input_layer(len(vocabulary)),
                 **self._model_outputs(),
@@ -129,19 +129,20 @@ class ClassificationPipeline(Pipeline):
         self.history_ = self.member_histories_[0]
         return validation_data
 
-    def _length_batches(self, x, y, batch_size: int, seed=None):
+    def _length_batches(self, x, y, batch_size: int, shuffle: bool, seed=None):
         """``training.length_buckets``: the padded id rows cut back to their real tokens, in
         ``stages.batching.LengthBatches`` of texts of similar length, each batch padded to its
         longest text (rounded up to 8). With masked padding the network reads each text the same
         at any width; the saving is the steps over padding (a batch of short texts no longer runs
-        ``max_length`` steps). Shuffled (with ``seed``) for training, in length order for dev."""
+        ``max_length`` steps). Training batches are shuffled (``seed`` None: a fresh order each
+        run), dev batches keep length order."""
         from stages.batching import LengthBatches
 
         lengths = np.count_nonzero(x, axis=1)  # id 0 is padding only
         pre = self.stage("vectorizer").padding == "pre"
         rows = [row[len(row) - n:] if pre else row[:n] for row, n in zip(x, lengths)]
         return LengthBatches({"ids": rows, "y": list(y)}, inputs=("ids",), target="y", batch_size=batch_size,
-                             shuffle=seed is not None, seed=seed, dict_inputs=False, example_target=True)
+                             shuffle=shuffle, seed=seed, dict_inputs=False, example_target=True)
 
     def _model_outputs(self) -> dict:
         """What the model stage's ``build`` needs to know of the targets: their number and kind."""
