@@ -102,11 +102,11 @@ class ClassificationPipeline(Pipeline):
 
         n_members = getattr(model, "ensemble", 1)  # model stages of other packages may not have it
         members, self.member_histories_ = [], []
+        buckets = options.get("length_buckets")
+        fit_val = self._length_batches(*val, options["batch_size"], shuffle=False) if buckets and val is not None else val
         for i, member_seed, member_dir in self._members(n_members, options, output_dir):
-            train_data, member_val = (x, y), val
-            if options.get("length_buckets"):
-                train_data = self._length_batches(x, y, options["batch_size"], shuffle=True, seed=member_seed)
-                member_val = None if val is None else self._length_batches(*val, options["batch_size"], shuffle=False)
+            # each member draws its own shuffled batches; the dev batches are the same for all
+            train_data = self._length_batches(x, y, options["batch_size"], shuffle=True, seed=member_seed) if buckets else (x, y)
             model.build(
                 vectorizer.input_layer(len(vocabulary)),
                 **self._model_outputs(),
@@ -115,7 +115,7 @@ class ClassificationPipeline(Pipeline):
             )
             model.fit(
                 train_data,
-                validation_data=member_val,
+                validation_data=fit_val,
                 epochs=options["epochs"],
                 batch_size=options["batch_size"],
                 callbacks=self._callbacks(options, member_dir, val is not None) + callbacks,
