@@ -18,10 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from stages.errors import short_repr
-
 from .errors import DataError
-from .readers import CsvRecords, _BadLine, _pass_errors, open_text_lines
+from .readers import CsvRecords, _BadLine, _pass_errors, column_index, open_text_lines
 
 
 @dataclass
@@ -155,16 +153,6 @@ def _read_aligned(path, options, need_targets):
 _EMPTY_HINT = "the {side} sentence is empty; fix the file, or set data.on_empty: skip to leave such pairs out"
 
 
-def _column(path, header, column, what):
-    if isinstance(column, int):
-        return column
-    if header is None:
-        raise DataError(f"{path}: data.{what} is the name {column!r} but data.header is false; give a 0-based column number")
-    if column not in header:
-        raise DataError(f"{path}:1: data.{what} {column!r} is not one of the header columns {short_repr(header)}")
-    return header.index(column)
-
-
 def _delimited_rows(path, options):
     """``(line_number, fields or readers._BadLine)`` of a TSV / CSV file; CSV records follow the
     one rule of ``readers.CsvRecords`` (set its ``width`` once the column count is known)."""
@@ -199,8 +187,8 @@ def _read_delimited(path, options, need_targets):
             if isinstance(rows, CsvRecords):
                 rows.width = width
         if src_idx is None:
-            src_idx = _column(path, header, options.get("source_column", "source"), "source_column")
-            tgt_idx = _column(path, header, options.get("target_column", "target"), "target_column") if need_targets else None
+            src_idx = column_index(path, header, options.get("source_column", "source"), "source_column")
+            tgt_idx = column_index(path, header, options.get("target_column", "target"), "target_column") if need_targets else None
             for idx, what in ((src_idx, "source_column"), (tgt_idx, "target_column")):
                 if idx is not None and idx >= width:
                     raise DataError(f"{path}: rows have {width} columns; data.{what} {idx} is out of range")
@@ -208,7 +196,7 @@ def _read_delimited(path, options, need_targets):
             if not need_targets:
                 # The target column, when there is one, is not "extra" data.
                 try:
-                    used.add(_column(path, header, options.get("target_column", "target"), "target_column"))
+                    used.add(column_index(path, header, options.get("target_column", "target"), "target_column"))
                 except DataError:
                     pass
             extra_idx = [i for i in range(width) if i not in used]

@@ -271,13 +271,15 @@ def _parse_label(path, lineno, label, options):
     return label
 
 
-def _column_index(path, header, column, what):
+def column_index(path, header, column, what):
+    """The 0-based index of ``data.<what>``: a number as it is, a name looked up in ``header``
+    (the file's first row, or None when ``data.header`` is false)."""
     if isinstance(column, int):
         return column
     if header is None:
-        raise DataError(f"{path}: data.{what} is the name {column!r} but data.header is false; give a column number")
+        raise DataError(f"{path}: data.{what} is the name {column!r} but data.header is false; give a 0-based column number")
     if column not in header:
-        raise DataError(f"{path}:1: data.{what} {column!r} is not in the header columns {short_repr(header)}")
+        raise DataError(f"{path}:1: data.{what} {column!r} is not one of the header columns {short_repr(header)}")
     return header.index(column)
 
 
@@ -315,9 +317,9 @@ def _iter_delimited(path, lines, options, need_labels, stats=None):
             if fmt == "csv":
                 rows.width = width
         if text_idx is None:
-            text_idx = _column_index(path, header, options.get("text_column", "text"), "text_column")
+            text_idx = column_index(path, header, options.get("text_column", "text"), "text_column")
             if need_labels:
-                label_idx = _column_index(path, header, options.get("label_column", "label"), "label_column")
+                label_idx = column_index(path, header, options.get("label_column", "label"), "label_column")
         if len(row) != width:
             yield lineno, None, _error(path, lineno, f"expected {width} {fmt.upper()} columns, found {len(row)}")
             continue
