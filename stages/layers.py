@@ -51,8 +51,23 @@ class OneHot(keras.layers.Layer):
         return {**super().get_config(), "depth": self.depth, "mask_zero": self.mask_zero}
 
 
+class _TimePooling(keras.layers.Layer):
+    """Base of the poolings: ``(batch, time, dim)`` with a padding mask in, ``(batch, dim)`` out,
+    and no mask past it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class MaskedPooling(keras.layers.Layer):
+class MaskedPooling(_TimePooling):
     """Max or mean over the time axis that ignores masked (padding) steps.
 
     Example:
@@ -68,7 +83,6 @@ class MaskedPooling(keras.layers.Layer):
         if mode not in ("max", "mean"):
             raise ValueError(f"MaskedPooling mode must be 'max' or 'mean'. Received: mode={mode!r}")
         self.mode = mode
-        self.supports_masking = True
 
     def call(self, inputs, mask=None):
         if mask is None:
@@ -87,18 +101,12 @@ class MaskedPooling(keras.layers.Layer):
         count = ops.maximum(ops.sum(m, axis=1), 1.0)
         return total / count
 
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
-
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class AttentionPooling(keras.layers.Layer):
+class AttentionPooling(_TimePooling):
     """Weighted mean over the time axis with learned weights (additive self-attention).
 
     Each step ``h_t`` gets a score ``v^T tanh(W h_t + b)``; a softmax over the non-padding steps
@@ -116,7 +124,6 @@ class AttentionPooling(keras.layers.Layer):
     def __init__(self, units: int = 64, **kwargs):
         super().__init__(**kwargs)
         self.units = int(units)
-        self.supports_masking = True
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -139,12 +146,6 @@ class AttentionPooling(keras.layers.Layer):
     def call(self, inputs, mask=None):
         weights = ops.cast(self.weights_of(inputs, mask), inputs.dtype)
         return ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}

@@ -203,6 +203,36 @@ def positive_int(minimum=1):
     return lambda n, v: check_int(n, v, minimum=minimum)
 
 
+class VocabFeature(TokenFeature):
+    """A feature family with a vocabulary of its own (characters, bigrams): the items ``fit``
+    keeps sit in the attribute named by ``vocab_attr`` (id = position), are written to
+    ``vocab_file``, and ``_index`` maps each back to its id."""
+
+    #: The fitted attribute that holds the items, e.g. ``"chars_"``.
+    vocab_attr = ""
+    #: The asset file of the items, one a line.
+    vocab_file = ""
+
+    def __init__(self, options=None, path=""):
+        super().__init__(options, path)
+        setattr(self, self.vocab_attr, None)
+
+    @property
+    def is_fitted(self):
+        return getattr(self, self.vocab_attr) is not None
+
+    def _set(self, items):
+        items = list(items)
+        setattr(self, self.vocab_attr, items)
+        self._index = {item: i for i, item in enumerate(items)}
+
+    def assets(self):
+        return {self.vocab_file: getattr(self, self.vocab_attr)}
+
+    def load_assets(self, directory):
+        self._set(read_lines(os.path.join(directory, self.vocab_file)))
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class CharEncoder(keras.layers.Layer):
     """One vector per word from its characters: ``(batch, words, chars)`` ids -> ``(batch, words, dim)``.
@@ -274,7 +304,7 @@ class CharEncoder(keras.layers.Layer):
         }
 
 
-class Chars(TokenFeature):
+class Chars(VocabFeature):
     """``chars``: a vector per word from its characters (a char CNN with max-pooling, or a
     char BiLSTM), for English words the vocabulary has never seen. Options: ``kind`` cnn |
     lstm, ``dim`` (character embedding size), ``units`` (CNN filters or BiLSTM units per
@@ -289,18 +319,7 @@ class Chars(TokenFeature):
     }
 
     input_names = ["char_ids"]
-
-    def __init__(self, options=None, path=""):
-        super().__init__(options, path)
-        self.chars_ = None
-
-    @property
-    def is_fitted(self):
-        return self.chars_ is not None
-
-    def _set(self, chars):
-        self.chars_ = list(chars)
-        self._index = {c: i for i, c in enumerate(self.chars_)}
+    vocab_attr, vocab_file = "chars_", "chars.txt"
 
     def fit(self, sentences, normalize=None):
         self._set(feature_vocab(Counter(c for s in sentences for tok in raw_tokens(s) for c in tok), self.min_freq))
@@ -324,11 +343,6 @@ class Chars(TokenFeature):
         encoder = CharEncoder(len(self.chars_), self.dim, self.kind, self.units, self.kernel, name="char_encoder")
         return [encoder(inputs["char_ids"])]
 
-    def assets(self):
-        return {"chars.txt": self.chars_}
-
-    def load_assets(self, directory):
-        self._set(read_lines(os.path.join(directory, "chars.txt")))
 
 
 class Shape(TokenFeature):
@@ -349,7 +363,7 @@ class Shape(TokenFeature):
         return [keras.layers.Embedding(len(CASES), self.dim, name="case_embedding")(inputs["case_ids"])]
 
 
-class Bigrams(TokenFeature):
+class Bigrams(VocabFeature):
     """``bigrams``: embeddings of the token bigrams left and right of each token (character
     bigrams for character-level Chinese). Options: ``dim``, ``min_freq`` (rarer bigrams map to
     ``<unk>``), ``pretrained`` (a vectors file, ``dim`` values each, whose vectors start the
@@ -361,18 +375,7 @@ class Bigrams(TokenFeature):
         "pretrained": (None, lambda n, v: check_str(n, v, allow_none=True)),
     }
     input_names = ["bigram_ids"]
-
-    def __init__(self, options=None, path=""):
-        super().__init__(options, path)
-        self.bigrams_ = None
-
-    @property
-    def is_fitted(self):
-        return self.bigrams_ is not None
-
-    def _set(self, items):
-        self.bigrams_ = list(items)
-        self._index = {b: i for i, b in enumerate(self.bigrams_)}
+    vocab_attr, vocab_file = "bigrams_", "bigrams.txt"
 
     def fit(self, sentences, normalize=None):
         counts = Counter(b for s in sentences for pair in bigrams(list(s)) for b in pair)
@@ -396,11 +399,6 @@ class Bigrams(TokenFeature):
         b = keras.layers.Embedding(len(self.bigrams_), self.dim, name="bigram_embedding")(inputs["bigram_ids"])
         return [keras.layers.Reshape((-1, 2 * self.dim), name="bigram_pair")(b)]
 
-    def assets(self):
-        return {"bigrams.txt": self.bigrams_}
-
-    def load_assets(self, directory):
-        self._set(read_lines(os.path.join(directory, "bigrams.txt")))
 
 
 class WordBoundary(TokenFeature):
