@@ -36,7 +36,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument("--max-train", type=int, help="train on the first N pairs only")
     parser.add_argument("--max-dev", type=int, help="evaluate on the first N dev pairs only")
-    parser.add_argument("--max-minutes", type=float, help="stop training after the epoch that passes this wall-clock budget")
+    parser.add_argument("--max-minutes", type=float, help="stop training before an epoch that would overrun this wall-clock budget (minutes)")
     parser.add_argument("--beam", type=int, action="append", help="beam widths to evaluate (default: 1 and the config's)")
     parser.add_argument("--resume", metavar="DIR", help="continue training a pipeline saved by an earlier run for --epochs more epochs")
     parser.add_argument("--output", help="save the trained pipeline here")
@@ -49,6 +49,7 @@ def main(argv=None):
     os.chdir(ROOT)
     import keras
 
+    from benchmarks.epoch_clock import EpochClock
     from pipeline import Pipeline
 
     path = args.config if args.config.endswith(".yaml") else os.path.join("data", "configs", f"{args.config}.yaml")
@@ -58,25 +59,7 @@ def main(argv=None):
     dsrc, dtgt = dev.texts[: args.max_dev], dev.labels[: args.max_dev]
     print(f"{path}: {len(src)} training pairs, {len(dsrc)} dev pairs", flush=True)
 
-    epoch_times = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            epoch_times.append(time.perf_counter() - self.t)
-            shown = {k: round(float(v), 4) for k, v in (logs or {}).items()}
-            print(f"epoch {epoch + 1}: {epoch_times[-1]:.0f}s {shown}", flush=True)
-            if args.max_minutes and time.perf_counter() - self.start > 60 * args.max_minutes:
-                print(f"wall-clock budget of {args.max_minutes} minutes spent: stopping", flush=True)
-                self.model.stop_training = True
-
-    base_callbacks = p._callbacks
-    p._callbacks = lambda *a, **k: base_callbacks(*a, **k) + [Clock()]
+    clock = EpochClock(args.max_minutes, digits=4)
     t0 = time.perf_counter()
     if args.resume:
         # Continue from the saved weights and optimizer state on the same data.
@@ -84,20 +67,20 @@ def main(argv=None):
         tok_s, tok_t = p.tokenize(src), p.tokenize_targets(tgt)
         train = p.batches(tok_s, tok_t, options["batch_size"], seed=options["seed"] + 1, shuffle=True)
         val = p.batches(p.tokenize(dsrc), p.tokenize_targets(dtgt), options["predict_batch_size"])
-        p.model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=p._callbacks(options, None, True), verbose=options["verbose"])
+        p.model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=p._callbacks(options, None, True) + [clock], verbose=options["verbose"])
         p.history_ = p.model.history_
         if args.output:
             p.save(args.output)
     else:
-        p.fit(src, tgt, validation_data=(dsrc, dtgt), epochs=args.epochs, output_dir=args.output)
+        p.fit(src, tgt, validation_data=(dsrc, dtgt), epochs=args.epochs, output_dir=args.output, callbacks=[clock])
     train_s = time.perf_counter() - t0
 
     report = {
         "config": path,
         "train_pairs": len(src),
         "dev_pairs": len(dsrc),
-        "epochs_run": len(epoch_times),
-        "epoch_seconds": [round(t, 1) for t in epoch_times],
+        "epochs_run": len(clock.epochs),
+        "epoch_seconds": clock.seconds,
         "train_seconds": round(train_s, 1),
         "history": {k: [round(float(x), 4) for x in v] for k, v in p.history_.items()},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "keras_backend": keras.backend.backend()},

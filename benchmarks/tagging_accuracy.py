@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import keras
 
+    from benchmarks.epoch_clock import EpochClock
     from pipeline import Pipeline
     from pipeline.config import apply_overrides, load_yaml
 
@@ -83,28 +84,12 @@ def main(argv=None) -> int:
     if args.train_limit:
         texts, labels = texts[: args.train_limit], labels[: args.train_limit]
 
-    epochs = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch_start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            took = time.perf_counter() - self.epoch_start
-            epochs.append({"epoch": epoch + 1, "seconds": round(took, 1), **{k: round(float(v), 5) for k, v in (logs or {}).items()}})
-            print(json.dumps(epochs[-1]), flush=True)
-            # The next epoch should take as long as this one, except after the first (it compiles).
-            estimate = took if epoch else 0.0
-            if args.max_minutes and time.perf_counter() - self.start + estimate > 60 * args.max_minutes:
-                print(f"stopping: the next epoch would overrun --max-minutes {args.max_minutes}", flush=True)
-                self.model.stop_training = True
+    clock = EpochClock(args.max_minutes)
+    epochs = clock.epochs
 
     t0 = time.perf_counter()
     pipeline.fit(texts, labels, validation_data=(dev.texts, dev.labels), output_dir=args.output,
-                 epochs=args.epochs, batch_size=args.batch_size, callbacks=[Clock()])
+                 epochs=args.epochs, batch_size=args.batch_size, callbacks=[clock])
     train_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     report = pipeline.evaluate(dev.texts, dev.labels)
