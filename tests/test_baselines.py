@@ -98,6 +98,35 @@ def test_tfidf_svc_scores_the_test_set_it_is_given(baselines):
     assert result["dev"] == 1.0 and result["test"] == 0.0
 
 
+def test_tfidf_svc_without_a_test_set_scores_dev_only(baselines):
+    train, dev = _sentiment(80, 1), _sentiment(30, 2)
+    result = baselines.tfidf_svc(train, dev, ([], []), c_grid=(1.0,))
+    assert result["dev"] == 1.0 and result["test"] is None and result["_scores"]["test"] is None
+
+
+def test_test_fraction_0_trains_the_baseline_on_all_of_train(baselines, tmp_path):
+    import json
+
+    (tmp_path / "sst2").mkdir()
+    for name, (texts, labels) in (("train.txt", _sentiment(60, 1)), ("dev.txt", _sentiment(20, 2))):
+        (tmp_path / "sst2" / name).write_text("".join(f"{y} {x}\n" for x, y in zip(texts, labels)), encoding="utf-8")
+    out = tmp_path / "rows.json"
+    argv = ["--corpus", "sst2", "--data-dir", str(tmp_path), "--c-grid", "1", "--json", str(out)]
+    assert baselines.main([*argv, "--test-fraction", "0"]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["corpora"][0]["trained_on"] == result["corpora"][0]["train_examples"] == 60
+    assert result["corpora"][0]["carved_test"] == 0
+    assert result["rows"][0]["dev"] == 1.0 and result["rows"][0]["test"] is None
+    assert baselines.main(argv) == 0  # the default carves 10 %
+    assert json.loads(out.read_text(encoding="utf-8"))["corpora"][0]["trained_on"] == 54
+
+
+@pytest.mark.parametrize("fraction", ["1", "-0.1", "1.5"])
+def test_test_fraction_must_be_0_or_between_0_and_1(baselines, fraction):
+    with pytest.raises(SystemExit):
+        baselines.parse_args(["--test-fraction", fraction])
+
+
 def test_tfidf_svc_scores_give_its_predictions(baselines):
     import numpy as np
 
@@ -153,3 +182,5 @@ def test_crf_tags_a_tiny_ner_set(baselines):
     result = baselines.crf(data, data, data, c2_grid=(0.1,), iterations=50)
     assert result["dev"] == 1.0 and result["test"] == 1.0
     assert result["dev_report"]["per_type_f1"] == {"LOC": 1.0, "PER": 1.0}
+    no_test = baselines.crf(data, data, ([], []), c2_grid=(0.1,), iterations=50)
+    assert no_test["dev"] == 1.0 and no_test["test"] is None and no_test["test_report"] is None
