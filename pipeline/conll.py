@@ -78,10 +78,6 @@ class TaggedCorpus(Corpus):
     unit: str = "word"
 
 
-def _error(path, lineno, message):
-    return DataError(f"{path}:{lineno}: {message}", path=path, lineno=lineno)
-
-
 def read_tagged(path: str, options: dict, need_tags: bool = True) -> TaggedCorpus:
     """Read a tagged corpus with the ``data`` section options.
 
@@ -158,7 +154,7 @@ def _iter_columns(path, options, need_tags):
         if error is not None:
             continue  # the rest of a bad sentence
         if len(columns) < needed:
-            error = _error(
+            error = DataError.at(
                 path,
                 lineno,
                 f"expected at least {needed} columns (token column {token_col}"
@@ -172,7 +168,7 @@ def _iter_columns(path, options, need_tags):
             try:
                 parse_tag(tag, scheme)
             except DataError as err:
-                error = _error(path, lineno, str(err))
+                error = DataError.at(path, lineno, str(err))
                 continue
             tags.append(tag)
     done = finish()
@@ -199,12 +195,12 @@ def _iter_jsonl(path, options, need_tags):
         try:
             obj = json_line(line)
         except ValueError as err:
-            yield lineno, None, None, _error(path, lineno, str(err))
+            yield lineno, None, None, DataError.at(path, lineno, str(err))
             continue
         try:
             yield (lineno, *_record(obj, token_key, tag_key, text_key, spans_key, scheme, need_tags), None)
         except ValueError as err:
-            yield lineno, None, None, _error(path, lineno, str(err))
+            yield lineno, None, None, DataError.at(path, lineno, str(err))
 
 
 def _record(obj, token_key, tag_key, text_key, spans_key, scheme, need_tags):

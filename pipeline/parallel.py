@@ -19,12 +19,12 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import DataError
-from .readers import CsvRecords, _BadLine, _pass_errors, column_index, open_text_lines
+from .readers import Corpus, CsvRecords, _BadLine, _pass_errors, column_index, open_text_lines
 
 
 @dataclass
-class ParallelCorpus:
-    """Source texts with their targets, as read from one parallel corpus.
+class ParallelCorpus(Corpus):
+    """Source texts with their targets, as read from one parallel corpus (a ``Corpus``).
 
     Attributes:
         texts: the source sentences.
@@ -36,19 +36,8 @@ class ParallelCorpus:
         path: what was read.
     """
 
-    texts: list = field(default_factory=list)
-    labels: list | None = None
     extra: dict = field(default_factory=dict)
-    skipped: list = field(default_factory=list)
     lines: list = field(default_factory=list)
-    path: str = ""
-
-    def __len__(self):
-        return len(self.texts)
-
-
-def _error(path, lineno, message):
-    return DataError(f"{path}:{lineno}: {message}", path=path, lineno=lineno)
 
 
 def aligned_paths(prefix: str, options: dict) -> tuple[str, str]:
@@ -115,7 +104,7 @@ def _read_aligned(path, options, need_targets):
             if isinstance(line, DataError):
                 _keep_or_raise(corpus, line, options)
             elif not line.strip():
-                _keep_or_raise(corpus, _error(src_path, lineno, _EMPTY_HINT.format(side="source")), options, "on_empty")
+                _keep_or_raise(corpus, DataError.at(src_path, lineno, _EMPTY_HINT.format(side="source")), options, "on_empty")
             else:
                 corpus.texts.append(line)
                 corpus.lines.append(lineno)
@@ -142,7 +131,7 @@ def _read_aligned(path, options, need_targets):
         empty = [name for name, text, p in (("source", s[1], src_path), ("target", t[1], tgt_path)) if not text.strip()]
         if empty:
             where = src_path if empty[0] == "source" else tgt_path
-            _keep_or_raise(corpus, _error(where, lineno, _EMPTY_HINT.format(side=" and ".join(empty))), options, "on_empty")
+            _keep_or_raise(corpus, DataError.at(where, lineno, _EMPTY_HINT.format(side=" and ".join(empty))), options, "on_empty")
             continue
         corpus.texts.append(s[1])
         corpus.labels.append(t[1])
@@ -203,13 +192,13 @@ def _read_delimited(path, options, need_targets):
             for i in extra_idx:
                 corpus.extra[header[i] if header else f"column_{i}"] = []
         if len(row) != width:
-            _keep_or_raise(corpus, _error(path, lineno, f"expected {width} {fmt.upper()} columns, found {len(row)}"), options)
+            _keep_or_raise(corpus, DataError.at(path, lineno, f"expected {width} {fmt.upper()} columns, found {len(row)}"), options)
             continue
         src = row[src_idx]
         tgt = row[tgt_idx] if tgt_idx is not None else None
         empty = [name for name, text in (("source", src), ("target", tgt)) if text is not None and not text.strip()]
         if empty:
-            _keep_or_raise(corpus, _error(path, lineno, _EMPTY_HINT.format(side=" and ".join(empty))), options, "on_empty")
+            _keep_or_raise(corpus, DataError.at(path, lineno, _EMPTY_HINT.format(side=" and ".join(empty))), options, "on_empty")
             continue
         corpus.texts.append(src)
         if tgt_idx is not None:

@@ -165,7 +165,7 @@ def open_text_lines(path: str, encoding: str = "utf-8", report_errors: bool = Fa
                 try:
                     line = raw.decode(encoding)
                 except UnicodeDecodeError as err:
-                    bad = _error(
+                    bad = DataError.at(
                         path,
                         lineno,
                         f"not valid {encoding} (byte {raw[err.start]:#04x} at column {err.start + 1}); {hint}",
@@ -188,7 +188,7 @@ def open_text_lines(path: str, encoding: str = "utf-8", report_errors: bool = Fa
             else:
                 reason = str(err) or type(err).__name__
             where = f"past line {lineno}" if lineno else "at all"
-            bad = _error(path, lineno + 1, f"the file cannot be read {where}: {reason}")
+            bad = DataError.at(path, lineno + 1, f"the file cannot be read {where}: {reason}")
             bad.cut_short = True
             if not report_errors:
                 raise bad from None
@@ -242,10 +242,6 @@ def _pass_errors(lines):
         yield lineno, (_BadLine(line) if isinstance(line, DataError) else line)
 
 
-def _error(path, lineno, message):
-    return DataError(f"{path}:{lineno}: {message}", path=path, lineno=lineno)
-
-
 def json_line(line: str):
     """``json.loads`` of one line; every way it can fail (bad syntax, nesting too deep for
     Python, an integer too long to convert) raises ValueError with a short reason."""
@@ -261,7 +257,7 @@ def json_line(line: str):
 
 def _parse_label(path, lineno, label, options):
     if label is None or (isinstance(label, str) and not label.strip()):
-        raise _error(path, lineno, "the label is missing; fix the row, or set data.on_error: skip")
+        raise DataError.at(path, lineno, "the label is missing; fix the row, or set data.on_error: skip")
     sep = options.get("label_separator")
     if isinstance(label, list):
         return [str(x) for x in label]
@@ -321,7 +317,7 @@ def _iter_delimited(path, lines, options, need_labels, stats=None):
             if need_labels:
                 label_idx = column_index(path, header, options.get("label_column", "label"), "label_column")
         if len(row) != width:
-            yield lineno, None, _error(path, lineno, f"expected {width} {fmt.upper()} columns, found {len(row)}")
+            yield lineno, None, DataError.at(path, lineno, f"expected {width} {fmt.upper()} columns, found {len(row)}")
             continue
         if text_idx >= width or (label_idx is not None and label_idx >= width):
             raise DataError(f"{path}: rows have {width} columns; data.text_column / data.label_column is out of range")
@@ -475,7 +471,7 @@ class CsvRecords:
                 yield item
                 continue
             yield lineno, _BadLine(
-                _error(
+                DataError.at(
                     self.path,
                     lineno,
                     f"a quoted field starts on this line but {why}; close the quote (a quote inside a "
@@ -510,9 +506,9 @@ def _iter_jsonl(path, lineno, line, options, need_labels):
     try:
         obj = json_line(line)
     except ValueError as err:
-        return None, _error(path, lineno, str(err))
+        return None, DataError.at(path, lineno, str(err))
     if not isinstance(obj, dict) or not isinstance(obj.get(text_key), str):
-        return None, _error(path, lineno, f"needs a string field {text_key!r} (data.text_column)")
+        return None, DataError.at(path, lineno, f"needs a string field {text_key!r} (data.text_column)")
     return obj[text_key], (obj.get(options.get("label_column", "label")) if need_labels else None)
 
 
@@ -528,11 +524,11 @@ def _iter_fasttext(path, lineno, line, options, need_labels):
         while parts and parts[0].startswith(prefix):
             labels.append(parts.pop(0)[len(prefix):])
         if not labels:
-            return None, _error(path, lineno, f"does not start with a label ({prefix}LABEL)")
+            return None, DataError.at(path, lineno, f"does not start with a label ({prefix}LABEL)")
         label = labels if len(labels) > 1 else labels[0]
     else:
         if len(parts) < 2:
-            return None, _error(path, lineno, "expected '<label> <text>'")
+            return None, DataError.at(path, lineno, "expected '<label> <text>'")
         label = parts.pop(0)
     return " ".join(parts), label
 

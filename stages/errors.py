@@ -164,6 +164,16 @@ class DataError(KtpError, ValueError):
         self.path = path
         self.lineno = lineno
 
+    @classmethod
+    def at(cls, path: str, lineno: int, message: str) -> "DataError":
+        """The error of line ``lineno`` of ``path``: the message reads ``PATH:LINE: message``.
+
+        Example:
+            >>> str(DataError.at("train.tsv", 3, "expected 2 TSV columns, found 1"))
+            'train.tsv:3: expected 2 TSV columns, found 1'
+        """
+        return cls(f"{path}:{lineno}: {message}", path=path, lineno=lineno)
+
 
 class ExportError(KtpError, RuntimeError):
     """The pipeline cannot be exported, or the exported SavedModel disagrees with it."""
