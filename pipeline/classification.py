@@ -101,32 +101,22 @@ class ClassificationPipeline(Pipeline):
             val = (self.encode_tokens(val_tokens), decoder.encode(list(val_labels)))
 
         n_members = getattr(model, "ensemble", 1)  # model stages of other packages may not have it
-        members, self.member_histories_ = [], []
         buckets = options.get("length_buckets")
         fit_val = self._length_batches(*val, options["batch_size"], shuffle=False) if buckets and val is not None else val
-        for i, member_seed, member_dir in self._members(n_members, options, output_dir):
+
+        def train_data(seed):
             # each member draws its own shuffled batches; the dev batches are the same for all
-            train_data = self._length_batches(x, y, options["batch_size"], shuffle=True, seed=member_seed) if buckets else (x, y)
+            return self._length_batches(x, y, options["batch_size"], shuffle=True, seed=seed) if buckets else (x, y)
+
+        def build(i, seed, data):
             model.build(
                 vectorizer.input_layer(len(vocabulary)),
                 **self._model_outputs(),
-                initial_weights=self._initial_weights(vectorizer, member_seed),
+                initial_weights=self._initial_weights(vectorizer, seed),
                 **({"member": i} if n_members > 1 else {}),
             )
-            model.fit(
-                train_data,
-                validation_data=fit_val,
-                epochs=options["epochs"],
-                batch_size=options["batch_size"],
-                callbacks=self._callbacks(options, member_dir, val is not None) + callbacks,
-                verbose=options["verbose"],
-            )
-            members.append(model.model_)
-            self.member_histories_.append(model.history_)
-        if n_members > 1:
-            model.combine(members)
-        # The first member's epochs (all members' are in member_histories_).
-        self.history_ = self.member_histories_[0]
+
+        self._fit_networks(options, output_dir, callbacks, build, train_data, fit_val, n_members=n_members)
         return validation_data
 
     def _length_batches(self, x, y, batch_size: int, shuffle: bool, seed=None):

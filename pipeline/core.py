@@ -303,6 +303,35 @@ class Pipeline:
                 set_seed(seed)
             yield i, seed, os.path.join(output_dir, "members", f"member_{i + 1}") if output_dir else None
 
+    def _fit_networks(self, options: dict, output_dir, callbacks: list, build, train_data, validation_data=None,
+                      n_members: int = 1, own_callbacks=None) -> None:
+        """Train the model stage: once, or once per ensemble member and then join the members
+        with ``model.combine``. The one training loop of every family.
+
+        For each member (``_members``: its seed set, its run folder), ``train_data(seed)`` gives
+        its training data (arrays or batches), ``build(index, seed, data)`` builds its network
+        (a family that trains on from the current weights leaves it as it is), and
+        ``model.fit`` runs with ``validation_data``, ``_callbacks`` (early stopping, checkpoint,
+        logs; ``own_callbacks(list)`` may put the family's own before them, and returns the
+        list) and the caller's ``callbacks`` after them. Sets ``member_histories_`` (one per
+        member) and ``history_`` (the first member's).
+        """
+        model = self.stage("model")
+        members, self.member_histories_ = [], []
+        for i, seed, member_dir in self._members(n_members, options, output_dir):
+            data = train_data(seed)
+            build(i, seed, data)
+            pipeline_callbacks = self._callbacks(options, member_dir, validation_data is not None)
+            if own_callbacks is not None:
+                pipeline_callbacks = own_callbacks(pipeline_callbacks)
+            model.fit(data, validation_data=validation_data, epochs=options["epochs"], batch_size=options["batch_size"],
+                      callbacks=pipeline_callbacks + list(callbacks or ()), verbose=options["verbose"])
+            members.append(model.model_)
+            self.member_histories_.append(model.history_)
+        if n_members > 1:
+            model.combine(members)
+        self.history_ = self.member_histories_[0]
+
     @staticmethod
     def _initial_weights(vectorizer, seed):
         """The vectorizer's pretrained start matrix (None without one), its random rows drawn

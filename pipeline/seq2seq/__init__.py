@@ -196,17 +196,12 @@ class TranslationPipeline(Pipeline):
         if validation_data is not None:
             val = self._dev_pairs(validation_data, options["predict_batch_size"])
 
-        weights = getattr(src_vec, "initial_weights", lambda: None)(), getattr(tgt_vec, "initial_weights", lambda: None)()
-        self.model.build(src_vec.input_layer(len(src_voc)), tgt_vec.input_layer(len(tgt_voc)), len(tgt_voc), initial_weights=weights)
-        self._searches = {}
-        self.model.fit(
-            train,
-            validation_data=val,
-            epochs=options["epochs"],
-            callbacks=self._callbacks(options, output_dir, val is not None) + callbacks,
-            verbose=options["verbose"],
-        )
-        self.history_ = self.model.history_
+        def build(i, seed, data):
+            weights = getattr(src_vec, "initial_weights", lambda: None)(), getattr(tgt_vec, "initial_weights", lambda: None)()
+            self.model.build(src_vec.input_layer(len(src_voc)), tgt_vec.input_layer(len(tgt_voc)), len(tgt_voc), initial_weights=weights)
+            self._searches = {}
+
+        self._fit_networks(options, output_dir, callbacks, build, lambda seed: train, val)
         return validation_data
 
     def _fit_chains(self, sources, targets):

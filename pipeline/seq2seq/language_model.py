@@ -108,10 +108,10 @@ class LanguageModelPipeline(Pipeline):
         dev_texts = self._dev_texts(validation_data)
         if dev_texts:
             val = self.batches(tokenizer.transform(dev_texts), options["predict_batch_size"])
-        model.build(vectorizer.input_layer(len(vocabulary)), len(vocabulary), getattr(vectorizer, "initial_weights", lambda: None)())
-        own = self._callbacks(options, output_dir, val is not None)
-        model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=own + callbacks, verbose=options["verbose"])
-        self.history_ = model.history_
+        def build(i, seed, data):
+            model.build(vectorizer.input_layer(len(vocabulary)), len(vocabulary), getattr(vectorizer, "initial_weights", lambda: None)())
+
+        self._fit_networks(options, output_dir, callbacks, build, lambda seed: train, val)
         return (dev_texts, None) if dev_texts else None
 
     @staticmethod

@@ -284,8 +284,6 @@ class TaggingPipeline(Pipeline):
         if validation_data is not None:
             dev_examples, val = self._dev_batches(validation_data, options["batch_size"])
         self._train_members(train_items, dev_examples, val, options, output_dir, resume, callbacks)
-        # The first member's epochs (all members' are in member_histories_).
-        self.history_ = self.member_histories_[0]
         return validation_data
 
     def _training_items(self, texts, labels, resume: bool) -> list[dict]:
@@ -337,36 +335,38 @@ class TaggingPipeline(Pipeline):
 
     def _train_members(self, train_items, dev_examples, val, options, output_dir, resume: bool, callbacks_extra):
         """Build (unless resuming) and train the tagger, or each member of an ensemble in turn and
-        then join them; every member's history goes to ``member_histories_``."""
+        then join them (``Pipeline._fit_networks``); with a dev set, the dev scorer runs first."""
         from stages.taggers import EpochEndScorer, TaggingBatches
 
         vocabulary, vectorizer, model, decoder = (self.stage(k) for k in ("vocabulary", "vectorizer", "model", "decoder"))
         n_members = 1 if resume else getattr(model, "ensemble", 1)
-        members, self.member_histories_ = [], []
-        for i, member_seed, member_dir in self._members(n_members, options, output_dir):
-            train = TaggingBatches(train_items, self._input_names(), options["batch_size"], shuffle=True, seed=member_seed or 0)
-            if not resume:
-                model.build(
-                    vectorizer.input_layer(len(vocabulary)),
-                    n_tags=len(decoder.tags_),
-                    constraints=allowed_transitions(decoder.tags_, decoder.scheme),
-                    initial_weights=self._initial_weights(vectorizer, member_seed),
-                    steps_per_epoch=len(train),
-                    seed=member_seed,
-                    **({"member": i} if n_members > 1 else {}),
-                )
-            callbacks = self._callbacks(options, member_dir, val is not None)
+
+        def train_data(seed):
+            return TaggingBatches(train_items, self._input_names(), options["batch_size"], shuffle=True, seed=seed or 0)
+
+        def build(i, seed, data):
+            if resume:
+                return
+            model.build(
+                vectorizer.input_layer(len(vocabulary)),
+                n_tags=len(decoder.tags_),
+                constraints=allowed_transitions(decoder.tags_, decoder.scheme),
+                initial_weights=self._initial_weights(vectorizer, seed),
+                steps_per_epoch=len(data),
+                seed=seed,
+                **({"member": i} if n_members > 1 else {}),
+            )
+
+        def scorer_first(callbacks):
             if dev_examples is not None:
                 # First, so early stopping, the checkpoint and the CSV log see its figures.
                 scorer = EpochEndScorer(lambda: self._dev_figures(dev_examples), maximize=DEV_FIGURES)
                 callbacks.insert(0, scorer)
                 scorer.set_modes(callbacks)
-            callbacks.extend(callbacks_extra or [])
-            model.fit(train, validation_data=val, epochs=options["epochs"], callbacks=callbacks, verbose=options["verbose"])
-            members.append(model.model_)
-            self.member_histories_.append(model.history_)
-        if n_members > 1:
-            model.combine(members)
+            return callbacks
+
+        self._fit_networks(options, output_dir, callbacks_extra, build, train_data, val, n_members=n_members,
+                           own_callbacks=scorer_first)
 
     def _dev_figures(self, examples) -> dict:
         # Keras' own val_accuracy of a CRF model scores the per-token scores before Viterbi;
