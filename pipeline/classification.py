@@ -36,19 +36,12 @@ class ClassificationPipeline(Pipeline):
     data_options = CLASSIFICATION_DATA
     training_options = CLASSIFICATION_TRAINING
 
-    def read(self, path: str, need_targets: bool = True):
-        """Read a corpus file with the ``data`` section's format options.
-
-        Returns:
-            a ``Corpus`` with ``texts``, ``labels`` (None when ``need_targets`` is false) and
-            ``skipped`` rows (with ``data.on_error: skip``).
-        """
+    def _read(self, path: str, need_targets: bool):
+        """A TSV / CSV / JSONL / fastText / plain-text file (``data.format``): a ``Corpus`` of
+        ``texts`` and ``labels`` (``pipeline.readers.read_corpus``)."""
         from .readers import read_corpus
 
-        corpus = read_corpus(path, self.data, need_labels=need_targets)
-        if corpus.skipped:
-            log.warning("%s: skipped %d malformed rows (data.on_error: skip); first: %s", path, len(corpus.skipped), corpus.skipped[0][2])
-        return corpus
+        return read_corpus(path, self.data, need_labels=need_targets)
 
     # -- text -> ids ------------------------------------------------------------------------
     def tokenize(self, texts) -> list[list[str]]:

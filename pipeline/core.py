@@ -76,6 +76,8 @@ class Pipeline:
     training_options: dict = {}
     #: for a family outside ``pipeline.export``: the module whose import registers its exporter.
     exporter_module: str | None = None
+    #: what ``read`` calls the examples a reader left out, in its warning.
+    skipped_examples = "malformed rows (data.on_error: skip)"
 
     def __init__(self, stages, training: dict | None = None, data: dict | None = None, name: str | None = None):
         items = list(stages.items()) if isinstance(stages, dict) else list(stages)
@@ -180,6 +182,25 @@ class Pipeline:
     def __repr__(self):
         chain = " -> ".join(f"{n}:{s.type_name}" for n, s in self.stages.items())
         return f"<{type(self).__name__} {chain}{' (fitted)' if self.is_fitted else ''}>"
+
+    # -- data -------------------------------------------------------------------------------
+    def read(self, path: str, need_targets: bool = True):
+        """Read a corpus file with the ``data`` section's options (the family's reader, see its
+        ``_read``); the examples it left out (``data.on_error: skip``) are logged.
+
+        Returns:
+            a ``Corpus`` (``pipeline.readers``): ``texts``, ``labels`` (None when
+            ``need_targets`` is false), ``skipped`` (``(path, line, reason)`` of each example
+            left out) and the family's own fields.
+        """
+        corpus = self._read(path, need_targets)
+        if corpus.skipped:
+            log.warning("%s: left out %d %s; first: %s", path, len(corpus.skipped), self.skipped_examples, corpus.skipped[0][2])
+        return corpus
+
+    def _read(self, path: str, need_targets: bool):
+        """The family's reader: a ``Corpus`` of ``path`` (see ``read``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not read corpus files")
 
     # -- training ---------------------------------------------------------------------------
     def fit(

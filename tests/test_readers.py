@@ -71,6 +71,25 @@ def test_reader_skip_mode_reports_every_skipped_row(tmp_path):
     assert [line for _, line, _ in c.skipped] == [3, 4]
 
 
+@pytest.mark.parametrize("task, stages, name, content, what", [
+    ("classification", {"tokenizer": {"type": "char"}, "vocabulary": {}, "vectorizer": {"type": "onehot", "max_length": 8},
+                        "model": {"type": "rnn_classifier"}, "decoder": {"type": "label"}},
+     "bad.tsv", b"text\tlabel\nok\tpos\nno label\t\nfine\tneg\n", "malformed rows"),
+    ("tagging", {"tokenizer": {"type": "whitespace"}, "vocabulary": {}, "vectorizer": {"type": "embedding", "dim": 4},
+                 "model": {"type": "rnn_tagger"}, "decoder": {"type": "tags"}},
+     "bad.conll", b"Anna B-PER\nsings O\n\nbroken\n\nBob B-PER\n", "malformed sentences"),
+])
+def test_pipeline_read_logs_the_examples_it_left_out(task, stages, name, content, what, tmp_path, caplog):
+    from pipeline import Pipeline
+
+    p = Pipeline.from_config({"task": task, "stages": stages, "data": {"on_error": "skip"}})
+    path = _write(tmp_path / name, content)
+    with caplog.at_level("WARNING", logger="ktp"):
+        corpus = p.read(path)
+    assert len(corpus.texts) == 2 and len(corpus.skipped) == 1
+    assert f"{path}: left out 1 {what}" in caplog.text
+
+
 def test_reader_missing_file_is_reported(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         read_corpus(str(tmp_path / "none.tsv"), {"format": "tsv"})

@@ -131,20 +131,15 @@ class TranslationPipeline(Pipeline):
     def target_language(self):
         return self.data.get("target_lang")
 
-    def read(self, path: str, need_targets: bool = True):
-        """Read a parallel corpus (a ``PREFIX`` of two aligned files, or a TSV / CSV file) with
-        the ``data`` section's options; see ``pipeline.parallel``.
+    skipped_examples = "pairs (data.on_empty / data.on_error: skip)"
 
-        Returns:
-            a ``ParallelCorpus``: ``texts`` (sources), ``labels`` (targets), ``extra`` (other
-            columns), ``skipped``.
-        """
+    def _read(self, path: str, need_targets: bool):
+        """A parallel corpus (a ``PREFIX`` of two aligned files, or a TSV / CSV file; see
+        ``pipeline.parallel``): a ``ParallelCorpus`` of ``texts`` (sources), ``labels``
+        (targets), ``extra`` (other columns) and ``lines``."""
         from ..parallel import read_parallel
 
-        corpus = read_parallel(path, self.data, need_targets=need_targets)
-        if corpus.skipped:
-            log.warning("%s: left out %d pairs (data.on_empty / data.on_error: skip); first: %s", path, len(corpus.skipped), corpus.skipped[0][2])
-        return corpus
+        return read_parallel(path, self.data, need_targets=need_targets)
 
     # -- text -> ids ------------------------------------------------------------------------
     def tokenize(self, texts) -> list[list[str]]:

@@ -3,16 +3,12 @@ rnn_language_model -> sampler."""
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from ..core import Pipeline, as_texts, register_task
 from ..errors import ConfigError, DataError
 from .batches import id_batches
 from .options import BOS, EOS, LANGUAGE_MODEL_DATA, _check_reserved
-
-log = logging.getLogger("ktp")
 
 
 @register_task("language_model")
@@ -47,9 +43,11 @@ class LanguageModelPipeline(Pipeline):
         vocab = self.stage("vocabulary")
         _check_reserved(self, next(n for n, s in self.stages.items() if s is vocab), vocab)
 
-    def read(self, path: str, need_targets: bool = True):
-        """Read a plain-text corpus (one sequence a line; blank lines are separators and are
-        left out, counted in ``blank_lines``). ``need_targets`` is ignored: a language model's
+    skipped_examples = "unreadable lines"
+
+    def _read(self, path: str, need_targets: bool):
+        """A plain-text corpus (one sequence a line; blank lines are separators and are left
+        out, counted in ``blank_lines``). ``need_targets`` is ignored: a language model's
         targets are its texts."""
         from ..readers import read_corpus
 
@@ -59,8 +57,6 @@ class LanguageModelPipeline(Pipeline):
         corpus.texts = kept
         if not kept:
             raise DataError(f"{path}: holds no non-blank lines")
-        if corpus.skipped:
-            log.warning("%s: skipped %d unreadable lines; first: %s", path, len(corpus.skipped), corpus.skipped[0][2])
         return corpus
 
     def tokenize(self, texts) -> list[list[str]]:

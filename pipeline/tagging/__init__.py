@@ -134,25 +134,17 @@ class TaggingPipeline(Pipeline):
                 )
 
     # -- reading ----------------------------------------------------------------------------
-    def read(self, path: str, need_targets: bool = True):
-        """Read a tagged corpus with the ``data`` section's options (see ``pipeline.conll``).
+    skipped_examples = "malformed sentences (data.on_error: skip)"
 
-        Returns:
-            a ``TaggedCorpus``: ``texts`` (token lists or raw strings), ``labels`` (tags or
-            entity spans; None when ``need_targets`` is false), ``skipped`` sentences.
-        """
+    def _read(self, path: str, need_targets: bool):
+        """A tagged corpus (see ``pipeline.conll``): a ``TaggedCorpus`` of ``texts`` (token
+        lists or raw strings), ``labels`` (tags or entity spans) and ``lines``."""
         # The generic CLI overrides data.text_column / label_column; here they are the
         # token and tag columns.
         for alias, key in (("text_column", "token_column"), ("label_column", "tag_column")):
             if alias in self.data:
                 self.data[key] = self.data.pop(alias)
-        corpus = read_tagged(path, self.data, need_tags=need_targets)
-        if corpus.skipped:
-            log.warning(
-                "%s: skipped %d malformed sentences (data.on_error: skip); first: %s",
-                path, len(corpus.skipped), corpus.skipped[0][2],
-            )
-        return corpus
+        return read_tagged(path, self.data, need_tags=need_targets)
 
     # -- text -> tokens ---------------------------------------------------------------------
     @property

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 
@@ -38,7 +37,6 @@ from ...classification import ClassificationPipeline
 from ...config import CLASSIFICATION_DATA
 from ...core import register_task
 
-log = logging.getLogger("ktp")
 
 #: The ``data`` options: where the text and the target number are (no label prefix or separator).
 REGRESSION_DATA = {
@@ -163,8 +161,8 @@ class RegressionPipeline(ClassificationPipeline):
     training_options = {**ClassificationPipeline.training_options,
                         "monitor": ("val_loss", lambda n, v: check_choice(n, v, ("val_loss", "val_mae")))}
 
-    def read(self, path: str, need_targets: bool = True):
-        """Read a corpus; targets become floats (DataError naming the line of one that is not)."""
+    def _read(self, path: str, need_targets: bool):
+        """A corpus whose targets become floats (DataError naming the line of one that is not)."""
         from ...readers import Corpus, iter_records
 
         corpus = Corpus(labels=[] if need_targets else None, path=path)
@@ -187,8 +185,6 @@ class RegressionPipeline(ClassificationPipeline):
                     ) from None
                 corpus.labels.append(target)
             corpus.texts.append(text)
-        if corpus.skipped:
-            log.warning("%s: skipped %d malformed rows (data.on_error: skip); first: %s", path, len(corpus.skipped), corpus.skipped[0][2])
         return corpus
 
     def _model_outputs(self) -> dict:
