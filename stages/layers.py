@@ -151,6 +151,10 @@ class AttentionPooling(_TimePooling):
         return {**super().get_config(), "units": self.units}
 
 
+#: How ``NgramBag`` scales its sum over a text.
+NGRAM_NORMS = ("sum", "mean", "sqrt")
+
+
 def hash_pair(left, right, salt: int, buckets: int):
     """Hash two int32 id tensors (element-wise) into ``1 .. buckets - 1`` (0 stays padding).
 
@@ -169,7 +173,9 @@ class NgramBag(keras.layers.Layer):
 
     Ids are ``(batch, time)`` with 0 as padding; an n-gram counts only when all its tokens are
     real. The output ``(batch, units)`` is meant to be added to a network's logits (the "wide"
-    part of a wide-and-deep model, as in fastText). The score vectors start at zero, so the bag
+    part of a wide-and-deep model, as in fastText). ``norm`` ``sum`` keeps the sum; ``mean``
+    divides it by the text's token count, ``sqrt`` by its square root (closer to the L2-normalised
+    rows of a TF-IDF model), so long and short texts give scores of the same size. The score vectors start at zero, so the bag
     adds nothing until it has learned; ``scale`` multiplies its output, which with Adam makes
     it learn about ``scale`` times faster.
 
@@ -180,12 +186,15 @@ class NgramBag(keras.layers.Layer):
         (1, 2)
     """
 
-    def __init__(self, vocab_size: int, units: int, max_n: int = 2, buckets: int = 1 << 18, scale: float = 1.0, **kwargs):
+    def __init__(self, vocab_size: int, units: int, max_n: int = 2, buckets: int = 1 << 18, scale: float = 1.0,
+                 norm: str = "sum", **kwargs):
         super().__init__(**kwargs)
         if int(max_n) < 1 or int(buckets) < 2 or int(vocab_size) < 1 or int(units) < 1:
             raise ValueError(f"NgramBag needs vocab_size, units, max_n >= 1 and buckets >= 2; got {vocab_size}, {units}, {max_n}, {buckets}")
+        if norm not in NGRAM_NORMS:
+            raise ValueError(f"NgramBag norm must be one of {', '.join(NGRAM_NORMS)}. Received: norm={norm!r}")
         self.vocab_size, self.units, self.max_n = int(vocab_size), int(units), int(max_n)
-        self.buckets, self.scale = int(buckets), float(scale)
+        self.buckets, self.scale, self.norm = int(buckets), float(scale), norm
 
     def build(self, input_shape):
         self.unigram_scores = self.add_weight(shape=(self.vocab_size, self.units), initializer="zeros", name="unigram_scores")
@@ -207,6 +216,9 @@ class NgramBag(keras.layers.Layer):
             hashed = hash_pair(hashed[:, :-1], ids[:, n - 1 :], n, self.buckets)
             valid = valid[:, :-1] * real[:, n - 1 :]
             total = total + self._bag(self.ngram_scores, hashed, valid)
+        if self.norm != "sum":
+            count = ops.maximum(ops.sum(real, axis=1, keepdims=True), 1.0)  # an empty text scores 0
+            total = total / (count if self.norm == "mean" else ops.sqrt(count))
         return total * ops.cast(self.scale, self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
@@ -223,6 +235,7 @@ class NgramBag(keras.layers.Layer):
             "max_n": self.max_n,
             "buckets": self.buckets,
             "scale": self.scale,
+            "norm": self.norm,
         }
 
 

@@ -21,7 +21,7 @@ from .base import (
     check_float,
     check_int,
 )
-from .layers import AttentionPooling, MaskedPooling, NgramBag, TokenDropout
+from .layers import NGRAM_NORMS, AttentionPooling, MaskedPooling, NgramBag, TokenDropout
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad", "nadam")
@@ -286,6 +286,10 @@ class RNNClassifier(RecurrentModel):
             times faster than the network (its scores start at zero). The bag is a sum, so it
             grows with the text: ChnSentiCorp (about 60 words a review) did best at 1 (at 10
             the bag overfit in the first epoch), the short SST-2 sentences at 10.
+        ngram_norm: ``sum`` (the default: the bag's scores add up over the text), ``mean``
+            (divided by the text's token count) or ``sqrt`` (divided by its square root, like
+            the L2-normalised rows of a TF-IDF model): the bag's output then no longer grows
+            with the length of the text.
         ensemble: train this many networks of this shape one after another (seeds ``seed``,
             ``seed + 1``, ...), each with its own embedding and its own best epoch, and answer
             with the mean of their probabilities. One saved Keras model holds them all. Costs
@@ -320,6 +324,7 @@ class RNNClassifier(RecurrentModel):
         ngrams: int = 0,
         ngram_buckets: int = 1 << 18,
         ngram_scale: float = 1.0,
+        ngram_norm: str = "sum",
         ensemble: int = 1,
     ):
         super().__init__()
@@ -332,6 +337,7 @@ class RNNClassifier(RecurrentModel):
         check_int("ngrams", self.ngrams, minimum=0, maximum=5)
         check_int("ngram_buckets", self.ngram_buckets, minimum=2, maximum=1 << 24)
         check_float("ngram_scale", self.ngram_scale, 0.0, open_min=True)
+        check_choice("ngram_norm", self.ngram_norm, NGRAM_NORMS)
         check_choice("pooling", self.pooling, POOLINGS)
         if (
             not isinstance(self.dense_units, (list, tuple))
@@ -378,7 +384,8 @@ class RNNClassifier(RecurrentModel):
         if self.ngrams:
             logits = keras.layers.Dense(n_outputs, name="logits")(x)
             bag = NgramBag(
-                _vocab_size(input_layer), n_outputs, self.ngrams, self.ngram_buckets, self.ngram_scale, name="ngram_bag"
+                _vocab_size(input_layer), n_outputs, self.ngrams, self.ngram_buckets, self.ngram_scale,
+                norm=self.ngram_norm, name="ngram_bag",
             )(ids)
             out = keras.layers.Activation(activation, name="scores")(keras.layers.Add(name="wide_and_deep")([logits, bag]))
         else:

@@ -60,8 +60,8 @@ def test_attention_pooling_of_an_all_padding_row_is_zero():
     assert float(np.asarray(_attention()(x, mask=np.array([[False, False]])))[0, 0]) == 0.0
 
 
-def _bag_with_known_scores(max_n, buckets=97, scale=1.0):
-    bag = NgramBag(vocab_size=6, units=2, max_n=max_n, buckets=buckets, scale=scale)
+def _bag_with_known_scores(max_n, buckets=97, scale=1.0, norm="sum"):
+    bag = NgramBag(vocab_size=6, units=2, max_n=max_n, buckets=buckets, scale=scale, norm=norm)
     bag.build((None, None))
     rng = np.random.default_rng(0)
     unigram = rng.normal(size=(6, 2)).astype("float32")
@@ -107,6 +107,26 @@ def test_ngram_bag_scale_multiplies_and_padding_adds_nothing():
     np.testing.assert_allclose(a, 3.0 * np.asarray(plain(np.array([[2, 3, 4]]))), rtol=1e-5)
     np.testing.assert_allclose(a, np.asarray(bag(np.array([[2, 3, 4, 0, 0, 0]]))), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(bag(np.array([[0, 0]]))), 0.0)
+
+
+@pytest.mark.parametrize("norm, divide", [("mean", lambda n: n), ("sqrt", np.sqrt)])
+def test_ngram_bag_norm_divides_the_sum_by_the_token_count_or_its_root(norm, divide):
+    ids = np.array([[2, 3, 4, 0, 0], [0, 0, 5, 1, 2], [3, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype="int32")
+    normed, weights = _bag_with_known_scores(2, norm=norm, scale=2.0)
+    out = np.asarray(normed(ids))
+    for row, got in zip(ids, out):
+        n = max(int(np.count_nonzero(row)), 1)
+        np.testing.assert_allclose(got, 2.0 * _expected_bag(row, 2, weights, 97) / divide(n), rtol=1e-5, atol=1e-6)
+    assert np.all(out[3] == 0.0)  # an empty text
+    assert NgramBag.from_config(normed.get_config()).norm == norm
+    with pytest.raises(ValueError, match="norm must be one of sum, mean, sqrt"):
+        NgramBag(vocab_size=6, units=2, norm="l2")
+
+
+def test_ngram_bag_of_an_older_saved_config_sums():
+    config = NgramBag(vocab_size=6, units=2).get_config()
+    del config["norm"]  # saved before the option existed
+    assert NgramBag.from_config(config).norm == "sum"
 
 
 def test_hash_pair_stays_in_range_without_int32_overflow():

@@ -162,6 +162,25 @@ def test_classifier_ngram_bag_is_added_to_the_logits_and_survives_save_load(tmp_
     np.testing.assert_allclose(loaded.transform(x), after, rtol=1e-5)
 
 
+def test_classifier_ngram_norm_divides_the_bag_and_is_checked(tmp_path):
+    from pipeline.errors import ConfigError
+
+    x = np.array([[2, 3, 4, 0, 0], [5, 0, 0, 0, 0]], dtype="int32")
+    shifts = {}
+    for norm in ("sum", "mean"):
+        m = _build(ngrams=2, ngram_buckets=64, ngram_scale=2.0, pooling="mean", ngram_norm=norm)
+        before = m.transform(x)
+        bag = m.model_.get_layer("ngram_bag")
+        bag.set_weights([np.full_like(w, 0.5) * np.arange(w.shape[1]) for w in bag.get_weights()])
+        shift = np.log(m.transform(x)) - np.log(before)
+        shifts[norm] = shift - shift[:, :1]
+    # mean: 5 n-grams over 3 tokens, 1 n-gram over 1 token
+    np.testing.assert_allclose(shifts["mean"], shifts["sum"] / np.array([[3.0], [1.0]]), rtol=1e-4, atol=1e-4)
+    assert m.get_config()["ngram_norm"] == "mean"
+    with pytest.raises(ConfigError, match="ngram_norm"):
+        RNNClassifier(ngrams=2, ngram_norm="l2")
+
+
 def test_tagger_weight_averaging_survives_the_learning_rate_schedule():
     from stages.taggers import RNNTagger
 
