@@ -383,8 +383,9 @@ def crf(train, dev, test, c2_grid=(0.03, 0.1, 0.3), c1: float = 0.1, iterations:
             best = (c2, model, report, pred)
     fit_seconds = time.perf_counter() - t0
     c2, model, dev_report, dev_pred = best
-    test_pred = [list(t) for t in model.predict([word_features(s) for s in test[0]])] if test[0] else []
-    test_report = tags_report(test[1], test_pred) if test[0] else None
+    has_test = bool(test[0])  # no test with --test-fraction 0
+    test_pred = [list(t) for t in model.predict([word_features(s) for s in test[0]])] if has_test else []
+    test_report = tags_report(test[1], test_pred) if has_test else None
     result = {
         "dev": dev_report["f1"], "test": test_report["f1"] if test_report else None, "c1": c1, "c2": c2,
         "iterations": iterations, "dev_by_c2": {str(k): round(v, 4) for k, v in dev_by_c2.items()},
@@ -397,7 +398,7 @@ def crf(train, dev, test, c2_grid=(0.03, 0.1, 0.3), c1: float = 0.1, iterations:
         pass
     else:
         result["seqeval_f1"] = {"dev": f1_score([list(t) for t in dev[1]], dev_pred),
-                                "test": f1_score([list(t) for t in test[1]], test_pred) if test[0] else None}
+                                "test": f1_score([list(t) for t in test[1]], test_pred) if has_test else None}
     return result
 
 

@@ -1,7 +1,7 @@
 """One Keras callback for the benchmarks that train: each epoch's wall time and logs, printed as a
-JSON line (unless ``echo=False``), and a wall-clock budget (``--max-minutes``) that stops training before an epoch that
-would overrun it. Pass it to ``Pipeline.fit(..., callbacks=[clock])``; ``clock.epochs`` then
-holds ``{"epoch", "seconds", <logs>}`` per epoch.
+JSON line (unless ``echo=False``), and a wall-clock budget (``--max-minutes``) that stops training
+before an epoch that would overrun it. Pass it to ``Pipeline.fit(..., callbacks=[clock])``;
+``clock.epochs`` then holds ``{"epoch", "seconds", <logs>}`` per epoch.
 """
 
 from __future__ import annotations
